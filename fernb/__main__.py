@@ -1,0 +1,6 @@
+"""`python -m fernb` runs the command line."""
+import sys
+
+from fernb.cli import main
+
+sys.exit(main())

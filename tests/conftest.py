@@ -1,0 +1,51 @@
+"""Shared fixtures: tiny FER-style folders drawn from synthetic faces, and the real FER-2013 when present."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fernb.data import CLASSES
+from fernb.synthetic import synthetic_faces
+
+REAL_DATA = Path(os.environ.get("FERNB_DATA", Path(__file__).resolve().parents[2] / "shared" / "fer2013"))
+
+
+def write_folder(root: Path, per_class: int = 4, splits=("train", "test"), seed: int = 0,
+                 test_names=("PublicTest", "PrivateTest")) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Write synthetic faces as PNGs in the public layout; returns the (images, labels) written per split."""
+    written = {}
+    for s, split in enumerate(splits):
+        images, labels = synthetic_faces({c: per_class for c in CLASSES}, seed=seed + s)
+        for i, (img, lab) in enumerate(zip(images, labels)):
+            prefix = "Training" if split == "train" else test_names[i % len(test_names)]
+            folder = root / split / CLASSES[lab]
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(img).save(folder / f"{prefix}_{i:05d}.png")
+        written[split] = (images, labels)
+    return written
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Keep every test's user cache in a temp dir, so tests never share or leave state."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+    monkeypatch.delenv("FERNB_CACHE_DIR", raising=False)
+
+
+@pytest.fixture
+def tiny_root(tmp_path) -> Path:
+    """A small folder layout with train/ and test/ (both test halves)."""
+    write_folder(tmp_path / "fer", per_class=4)
+    return tmp_path / "fer"
+
+
+@pytest.fixture(scope="session")
+def real_root() -> Path:
+    """The real FER-2013 folder; tests using it skip when it is absent."""
+    if not (REAL_DATA / "train").is_dir() and not (REAL_DATA / "test").is_dir():
+        pytest.skip(f"real FER-2013 not found at {REAL_DATA} (set FERNB_DATA to run these tests)")
+    return REAL_DATA

@@ -1,0 +1,147 @@
+"""fernb.data: the folder layout, the CSV, splits, the cache and the default source."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fernb import data
+from fernb.data import CLASSES, DataError, load, read_pool
+from tests.conftest import write_folder
+
+
+def test_folder_loads_pixels_labels_and_classes(tiny_root):
+    written = write_folder(tiny_root.parent / "again", per_class=4)  # same seed: same faces as tiny_root
+    test = load(tiny_root, "test")
+    assert test.images.dtype == torch.uint8 and test.images.shape == (28, 48, 48)
+    assert test.labels.dtype == torch.int64 and test.classes == CLASSES
+    # files are read class folder by class folder, so compare as sorted multisets per class
+    images, labels = written["test"]
+    for k in range(len(CLASSES)):
+        got = sorted(x.tobytes() for x in test.images[test.labels == k].numpy())
+        assert got == sorted(x.tobytes() for x in images[labels == k])
+
+
+def test_val_is_stratified_seeded_and_disjoint(tmp_path):
+    write_folder(tmp_path, per_class=20, splits=("train",))
+    pool = read_pool(tmp_path)
+    train, val = data.split_indices(pool, "train", 0.2, seed=1), data.split_indices(pool, "val", 0.2, seed=1)
+    assert len(set(train) & set(val)) == 0
+    assert sorted(np.concatenate([train, val])) == list(data.split_indices(pool, "trainval"))
+    assert np.bincount(pool.labels[val], minlength=7).tolist() == [4] * 7
+    assert list(val) == list(data.split_indices(pool, "val", 0.2, seed=1))
+    assert list(val) != list(data.split_indices(pool, "val", 0.2, seed=2))
+    assert len(data.split_indices(pool, "train", 0.0)) == 140
+
+
+def test_test_halves_by_file_name(tmp_path):
+    write_folder(tmp_path, per_class=4, splits=("test",))
+    assert len(load(tmp_path, "test")) == 28
+    assert len(load(tmp_path, "publictest")) == 14 and len(load(tmp_path, "privatetest")) == 14
+    with pytest.raises(DataError, match="no training images"):
+        load(tmp_path, "train")
+
+
+def test_test_folder_with_one_half_only(tmp_path):
+    write_folder(tmp_path, per_class=2, splits=("test",), test_names=("PublicTest",))
+    assert len(load(tmp_path, "publictest")) == len(load(tmp_path, "test")) == 14
+    with pytest.raises(DataError, match="PrivateTest"):
+        load(tmp_path, "privatetest")
+
+
+def test_csv_round_trip_keeps_labels_and_splits(tiny_root, tmp_path):
+    pool = read_pool(tiny_root)
+    data.write_csv(pool, tmp_path / "fer2013.csv")
+    back = read_pool(tmp_path / "fer2013.csv")
+    for split in ("train", "val", "test", "publictest", "privatetest"):
+        a, b = load(split=split, pool=pool), load(split=split, pool=back)
+        assert torch.equal(a.labels, b.labels) and torch.equal(a.images, b.images), split
+
+
+def test_csv_maps_kaggle_label_order(tmp_path):
+    row = " ".join(["7"] * 2304)
+    (tmp_path / "f.csv").write_text(f"emotion,pixels,Usage\n4,{row},Training\n6,{row},PublicTest\n1,{row},PrivateTest\n")
+    pool = read_pool(tmp_path / "f.csv")
+    assert [CLASSES[i] for i in pool.labels] == ["sad", "neutral", "disgust"]
+    assert pool.images.shape == (3, 48, 48) and int(pool.images.max()) == 7
+
+
+def test_cache_is_used_and_rebuilt_when_the_folder_changes(tiny_root, monkeypatch):
+    first = read_pool(tiny_root)
+    assert list((tiny_root / ".fernb-cache").glob("pool-*.npz"))
+
+    def no_decoding(path):
+        raise AssertionError("decoded although the cache was valid")
+
+    monkeypatch.setattr(data, "decode_image", no_decoding)
+    again = read_pool(tiny_root)
+    assert np.array_equal(first.images, again.images) and np.array_equal(first.labels, again.labels)
+    monkeypatch.undo()
+    one = next((tiny_root / "train" / "happy").iterdir())
+    one.rename(one.with_name("Training_99999.png"))  # same count, new name
+    monkeypatch.setattr(data, "decode_image", no_decoding)
+    with pytest.raises(AssertionError, match="decoded"):
+        read_pool(tiny_root)
+
+
+def test_cache_never_writes_into_a_read_only_folder(tiny_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    for p in sorted(tiny_root.rglob("*"), reverse=True) + [tiny_root]:
+        if p.is_dir():
+            p.chmod(0o555)
+    try:
+        read_pool(tiny_root)
+        assert not (tiny_root / ".fernb-cache").exists()
+        assert list((tmp_path / "user-cache").rglob("pool-*.npz"))
+    finally:
+        for p in [tiny_root] + list(tiny_root.rglob("*")):
+            if p.is_dir():
+                p.chmod(0o755)
+
+
+def test_default_source_order(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FERNB_DATA", raising=False)
+    assert data.resolve_source() == "synthetic"
+    pool = read_pool()
+    assert pool.layout == "synthetic" and "synthetic" in capsys.readouterr().err
+    (tmp_path / "data" / "fer2013").mkdir(parents=True)
+    assert data.resolve_source() == "data/fer2013"
+    monkeypatch.setenv("FERNB_DATA", "/somewhere/else")
+    assert data.resolve_source() == "/somewhere/else"
+    assert data.resolve_source("given") == "given"
+
+
+def test_synthetic_set_is_seeded_and_has_every_class():
+    a, b = data_pool(0), data_pool(0)
+    assert np.array_equal(a.images, b.images)
+    assert not np.array_equal(a.images, data_pool(1).images)
+    for split in ("train", "val", "test", "publictest", "privatetest"):
+        assert set(load(split=split, pool=a).labels.tolist()) == set(range(7)), split
+
+
+def data_pool(seed):
+    from fernb.synthetic import synthetic_pool
+    return synthetic_pool(seed)
+
+
+def test_describe_counts(tiny_root):
+    info = data.describe(read_pool(tiny_root))
+    assert info["splits"]["trainval"]["total"] == 28 and info["splits"]["test"]["total"] == 28
+    assert info["splits"]["train"]["total"] + info["splits"]["val"]["total"] == 28
+    assert info["image_size"] == [48, 48] and info["classes"] == list(CLASSES)
+
+
+def test_real_fer2013_counts(real_root):
+    info = data.describe(read_pool(real_root))
+    assert info["splits"]["trainval"]["total"] == 28709
+    assert info["splits"]["test"]["total"] == 3589 and len(info["classes"]) == 7
+
+
+def test_real_fer2013_csv_round_trip(real_root, tmp_path):
+    pool = read_pool(real_root)
+    data.write_csv(pool, tmp_path / "fer2013.csv")
+    back = read_pool(tmp_path / "fer2013.csv")
+    for split in ("train", "val", "test", "publictest"):
+        a, b = load(split=split, pool=pool), load(split=split, pool=back)
+        assert a.counts() == b.counts() and torch.equal(a.labels, b.labels), split

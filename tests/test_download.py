@@ -1,0 +1,45 @@
+"""fernb download, against a local git repository (never the network)."""
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from fernb.cli import main
+from fernb.data import DataError
+from fernb.download import download
+from tests.conftest import write_folder
+
+
+@pytest.fixture
+def local_repo(tmp_path):
+    """A git repository laid out like the dataset repository, with 14 train and 14 test images."""
+    repo = tmp_path / "repo"
+    write_folder(repo, per_class=2)
+    (repo / "README.md").write_text("faces\n")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run(git + ["add", "."], check=True)
+    subprocess.run(git + ["commit", "-qm", "faces"], check=True)
+    return repo
+
+
+def test_download_clones_and_verifies(local_repo, tmp_path):
+    dest = download(tmp_path / "fer", url=str(local_repo), expected={"train": 14, "test": 14})
+    assert len(list((dest / "train").rglob("*.png"))) == 14 and not (dest / "README.md").exists()
+
+
+def test_download_refuses_wrong_counts(local_repo, tmp_path):
+    with pytest.raises(DataError, match="holds 14 images, expected 28709"):
+        download(tmp_path / "fer", url=str(local_repo))
+
+
+def test_download_cli_reports_clone_failure(tmp_path, capsys):
+    assert main(["download", str(tmp_path / "fer"), "--url", str(tmp_path / "no-repo")]) == 2
+    assert "git clone failed" in capsys.readouterr().err
+
+
+def test_download_refuses_existing_dataset(local_repo, tmp_path):
+    download(tmp_path / "fer", url=str(local_repo), expected=None)
+    with pytest.raises(DataError, match="already holds"):
+        download(tmp_path / "fer", url=str(local_repo), expected=None)
