@@ -30,16 +30,65 @@ def cmd_download(args: argparse.Namespace) -> None:
     print(f"FER-2013 is in {dest}; try: fernb info --data {dest}")
 
 
+def cmd_train(args: argparse.Namespace) -> None:
+    """Train a model on a source's train split, select on val, save a checkpoint directory."""
+    from fernb.data import load, read_pool
+    from fernb.evaluate import RUNS_DEFAULT
+    from fernb.train import TrainConfig, fit
+    cfg = TrainConfig(model=args.model, epochs=args.epochs, minutes=args.minutes, batch_size=args.batch_size,
+                      lr=args.lr, seed=args.seed, class_weights=args.class_weights, device=args.device,
+                      precision=args.precision)
+    pool = read_pool(args.data)
+    train = load(split="train", pool=pool, val_fraction=args.val_fraction, seed=args.seed)
+    val = load(split="val", pool=pool, val_fraction=args.val_fraction, seed=args.seed) if args.val_fraction else None
+    out = args.out or RUNS_DEFAULT
+    summary = fit(train, val, cfg, out=out, resume=args.resume, progress=not args.json)
+    summary.pop("network")
+    if args.json:
+        print(json.dumps(summary, indent=1))
+    else:
+        best = summary["best_val_acc"]
+        print(f"trained {summary['epochs_run']} epochs in {summary['seconds'] / 60:.1f} min; "
+              f"best val acc {best:.4f}; checkpoint: {out}" if best is not None else f"checkpoint: {out}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    """Accuracy, macro-F1, per-class scores and confusion matrix of a checkpoint on one split."""
+    from fernb.data import load
+    from fernb.evaluate import load_model, metrics, predict
+    model, meta = load_model(args.checkpoint)
+    data = load(args.data, args.split)
+    m = metrics(predict(model, data, tta=args.tta))
+    m.update(split=args.split, tta=args.tta, model=meta["model"], source=data.source)
+    if args.json:
+        print(json.dumps(m, indent=1))
+        return
+    print(f"{meta['model']} on {data.source} [{args.split}{', flip TTA' if args.tta else ''}]: "
+          f"accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}, n={m['n']}")
+    print("class".ljust(10) + "precision".rjust(10) + "recall".rjust(8) + "f1".rjust(8) + "n".rjust(6))
+    for c, r in m["per_class"].items():
+        print(c.ljust(10) + f"{r['precision']:10.3f}{r['recall']:8.3f}{r['f1']:8.3f}{r['support']:6d}")
+    print("confusion (rows = true, columns = predicted, in the order above):")
+    for c, row in zip(m["classes"], m["confusion"]):
+        print(c[:8].ljust(10) + "".join(str(v).rjust(6) for v in row))
+
+
+def add_data_arg(s: argparse.ArgumentParser) -> None:
+    """The --data option every subcommand shares."""
+    s.add_argument("--data", help="FER-2013 folder, fer2013.csv or 'synthetic' (default: $FERNB_DATA, ./data/fer2013)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     from fernb import __version__
     from fernb.download import REPO_URL
+    from fernb.train import TrainConfig
     p = argparse.ArgumentParser(prog="fernb", description="Facial expression recognition on FER-2013.")
     p.add_argument("--version", action="version", version=f"fernb {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("info", help="show what a data source holds")
-    s.add_argument("--data", help="FER-2013 folder, fer2013.csv or 'synthetic' (default: $FERNB_DATA, ./data/fer2013)")
+    add_data_arg(s)
     s.add_argument("--val-fraction", type=float, default=0.1, help="hold-out carved from train (default 0.1)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--json", action="store_true", help="print JSON")
@@ -49,6 +98,33 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("dest", help="folder to create, e.g. data/fer2013")
     s.add_argument("--url", default=REPO_URL, help="git repository holding train/ and test/")
     s.set_defaults(func=cmd_download)
+
+    s = sub.add_parser("train", help="train a model; the kept epoch is chosen on val")
+    add_data_arg(s)
+    s.add_argument("--model", default=TrainConfig.model, help=f"fernet_s, fernet_m, fernet, fernet_l or any timm name "
+                   f"(default {TrainConfig.model})")
+    budget = s.add_mutually_exclusive_group()
+    budget.add_argument("--epochs", type=int, default=30, help="number of epochs (default 30)")
+    budget.add_argument("--minutes", type=float, help="a time budget instead of epochs; the schedule spans it")
+    s.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    s.add_argument("--lr", type=float, default=TrainConfig.lr, help="peak learning rate of the one-cycle schedule")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--val-fraction", type=float, default=0.1, help="hold-out carved from train for selection")
+    s.add_argument("--class-weights", action="store_true", help="weight the loss by inverse class frequency")
+    s.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, ...")
+    s.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp16", "fp32"])
+    s.add_argument("--out", help="checkpoint directory (default runs/latest)")
+    s.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    s.add_argument("--json", action="store_true", help="print the run summary as JSON (no progress bars)")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("evaluate", help="score a checkpoint on one split")
+    add_data_arg(s)
+    s.add_argument("--split", default="test", help="train, val, test, publictest or privatetest (default test)")
+    s.add_argument("--checkpoint", help="checkpoint directory (default: the packaged model, else runs/latest)")
+    s.add_argument("--tta", action="store_true", help="average each face with its mirror image")
+    s.add_argument("--json", action="store_true", help="print JSON")
+    s.set_defaults(func=cmd_evaluate)
     return p
 
 

@@ -82,17 +82,18 @@ def resolve_source(source: str | os.PathLike | None = None) -> str:
     return "synthetic"
 
 
-def synthetic_notice() -> str:
+def synthetic_notice(asked: bool) -> str:
     """The line shown whenever synthetic faces stand in for FER-2013."""
-    return ("fernb: NOTICE: no FER-2013 found (no --data, $FERNB_DATA unset, no ./data/fer2013), so synthetic "
-            "cartoon faces stand in for it; numbers below are not FER-2013 results. Get the data: fernb download data/fer2013")
+    why = "as asked" if asked else "no FER-2013 found (no --data, $FERNB_DATA unset, no ./data/fer2013)"
+    return (f"fernb: NOTICE: synthetic cartoon faces stand in for FER-2013 ({why}); numbers below are not "
+            "FER-2013 results. Get the data: fernb download data/fer2013")
 
 
 def read_pool(source: str | os.PathLike | None = None) -> Pool:
     """Read every image of a source (folder, CSV or 'synthetic'), through the on-disk cache."""
     src = resolve_source(source)
     if src == "synthetic":
-        print(synthetic_notice(), file=sys.stderr)
+        print(synthetic_notice(asked=str(source) == "synthetic"), file=sys.stderr)
         from fernb.synthetic import synthetic_pool
         return synthetic_pool()
     path = Path(src).expanduser()
@@ -169,6 +170,20 @@ def describe(pool: Pool, val_fraction: float = 0.1, seed: int = 0) -> dict:
         splits[split] = {"total": int(len(idx)), "per_class": dict(zip(CLASSES, counts.tolist()))}
     return {"source": pool.source, "layout": pool.layout, "image_size": list(pool.images.shape[1:]),
             "classes": list(CLASSES), "total": int(len(pool.labels)), "resized": pool.resized, "splits": splits}
+
+
+def find_oddities(pool: Pool, blank_std: float = 3.0) -> dict:
+    """Near-blank images (pixel std below blank_std) and groups of pixel-identical images across all splits."""
+    blank = np.flatnonzero(pool.images.reshape(len(pool.images), -1).std(1) < blank_std)
+    rows = np.ascontiguousarray(pool.images.reshape(len(pool.images), -1))
+    as_bytes = rows.view(np.dtype((np.void, rows.shape[1]))).ravel()  # one opaque value per image: a fast unique
+    _, inverse, counts = np.unique(as_bytes, return_inverse=True, return_counts=True)
+    inverse = inverse.ravel()
+    groups = [np.flatnonzero(inverse == g) for g in np.flatnonzero(counts > 1)]
+    train = USAGES.index("Training")
+    cross = sum(1 for g in groups if len(set(pool.usage[g] == train)) > 1)
+    conflicting = sum(1 for g in groups if len(set(pool.labels[g])) > 1)
+    return {"blank": blank, "duplicate_groups": groups, "cross_split": cross, "conflicting_labels": conflicting}
 
 
 # ---------------------------------------------------------------- the public folder layout

@@ -49,3 +49,4 @@ def real_root() -> Path:
     if not (REAL_DATA / "train").is_dir() and not (REAL_DATA / "test").is_dir():
         pytest.skip(f"real FER-2013 not found at {REAL_DATA} (set FERNB_DATA to run these tests)")
     return REAL_DATA
+

@@ -1,0 +1,85 @@
+"""Training throughput, in one process: (a) the original notebook's pipeline, (b) fernb's with the same model,
+(c) fernb's default model. Prints images/s and the ratios.
+
+    python benchmarks/train_speed.py --data ../shared/fer2013
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import timm
+import torch
+from PIL import Image
+
+from fernb.data import CLASSES, FERData, load, read_pool
+from fernb.train import TrainConfig, fit
+
+
+def original_pipeline(root: Path, steps: int) -> float:
+    """(a) ImageFolder + PIL flip/rotate/ToTensor, DataLoader batch 32, timm efficientnet_b0 (3 channels), Adam 1e-3."""
+    from torchvision import transforms as T
+    from torchvision.datasets import ImageFolder
+    aug = T.Compose([T.RandomHorizontalFlip(p=0.5), T.RandomRotation(degrees=(-20, 20)), T.ToTensor()])
+    loader = torch.utils.data.DataLoader(ImageFolder(str(root / "train"), transform=aug), batch_size=32, shuffle=True)
+    model = timm.create_model("efficientnet_b0", num_classes=7).train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    seen, warm = 0, 3
+    for i, (x, y) in enumerate(loader):
+        if i == warm:
+            t, seen = time.perf_counter(), 0
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        seen += len(y)
+        if i == warm + steps:
+            break
+    return seen / (time.perf_counter() - t)
+
+
+def fernb_pipeline(train: FERData, model: str, steps: int) -> tuple[float, str]:
+    """(b)/(c) fernb.train.fit for one epoch of `steps` batches; returns (images/s, precision)."""
+    cfg = TrainConfig(model=model, epochs=1, ema_decay=0.0)
+    n = cfg.batch_size * steps
+    subset = FERData(train.images[:n], train.labels[:n], train.classes, "train", train.source)
+    fit(subset, None, cfg, progress=False)  # warm-up: allocator, oneDNN kernels, precision choice
+    run = fit(subset, None, cfg, progress=False)
+    return run["history"][0]["images_per_s"], run["precision"]
+
+
+def as_folder(data: str | None, tmp: Path) -> Path:
+    """The source itself when it is a folder layout, else its train images written out as JPEGs."""
+    pool = read_pool(data)
+    if pool.layout == "folder" and (Path(pool.source) / "train").is_dir():
+        return Path(pool.source)
+    train = load(split="trainval", pool=pool)
+    for i, (img, lab) in enumerate(zip(train.images[:4000].numpy(), train.labels[:4000].tolist())):
+        (tmp / "train" / CLASSES[lab]).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(tmp / "train" / CLASSES[lab] / f"{i}.jpg")
+    return tmp
+
+
+def main() -> None:
+    """Measure the three pipelines and print their images/s and ratios."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default=None, help="FER-2013 folder or csv (default: $FERNB_DATA, ./data/fer2013)")
+    p.add_argument("--steps", type=int, default=30, help="timed batches per pipeline")
+    p.add_argument("--default-model", default=TrainConfig().model)
+    args = p.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    with tempfile.TemporaryDirectory() as tmp:
+        a = original_pipeline(as_folder(args.data, Path(tmp)), args.steps * 4)
+    print(f"(a) original notebook pipeline, efficientnet_b0: {a:7.0f} img/s")
+    train = load(args.data, "train")
+    b, prec_b = fernb_pipeline(train, "efficientnet_b0", args.steps)
+    print(f"(b) fernb pipeline, efficientnet_b0 ({prec_b}):     {b:7.0f} img/s   (b)/(a) = {b / a:.1f}")
+    c, prec_c = fernb_pipeline(train, args.default_model, args.steps)
+    print(f"(c) fernb pipeline, {args.default_model} ({prec_c}):{' ' * max(0, 17 - len(args.default_model))}"
+          f"{c:7.0f} img/s   (c)/(a) = {c / a:.1f}")
+
+
+if __name__ == "__main__":
+    main()

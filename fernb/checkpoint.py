@@ -1,0 +1,77 @@
+"""Checkpoint directories: weights.safetensors plus config.json, written atomically and loaded without unpickling."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+import fernb
+from fernb.data import FernbError
+from fernb.models import create_model
+
+WEIGHTS, CONFIG = "weights.safetensors", "config.json"
+
+
+class CheckpointError(FernbError, ValueError):
+    """A checkpoint that is missing, truncated, unsafe (a pickle) or does not fit its model."""
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write through a temp file in the same folder, then rename: a kill never leaves half a file."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def save(out: str | Path, model: torch.nn.Module, meta: dict) -> Path:
+    """Save model weights and metadata (architecture, classes, normalisation, config, metrics...) to a directory."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    meta = {**meta, "fernb_version": fernb.__version__, "torch_version": torch.__version__}
+    _atomic_write(out / WEIGHTS, lambda p: save_file(state, str(p)))
+    _atomic_write(out / CONFIG, lambda p: p.write_text(json.dumps(meta, indent=1)))
+    return out
+
+
+def update_meta(out: str | Path, **fields) -> None:
+    """Add or replace fields in a checkpoint's config.json, atomically."""
+    meta = {**read_meta(out), **fields}
+    _atomic_write(Path(out) / CONFIG, lambda p: p.write_text(json.dumps(meta, indent=1)))
+
+
+def read_meta(path: str | Path) -> dict:
+    """The config.json of a checkpoint directory."""
+    path = Path(path)
+    if path.is_file() and path.suffix in (".pt", ".pth", ".pkl", ".ckpt", ".bin"):
+        raise CheckpointError(f"{path}: a pickled PyTorch file; fernb never unpickles checkpoints. Load it yourself "
+                              "with torch.load(path, weights_only=True) and save it with fernb.checkpoint.save")
+    if not (path / CONFIG).is_file() or not (path / WEIGHTS).is_file():
+        raise CheckpointError(f"{path}: not a fernb checkpoint (expected {WEIGHTS} and {CONFIG} in a folder); "
+                              "train one with `fernb train` or omit --checkpoint")
+    try:
+        return json.loads((path / CONFIG).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path / CONFIG}: unreadable JSON ({e}); the checkpoint is damaged, train it again") from None
+
+
+def load(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
+    """Rebuild the model a checkpoint describes and load its weights; returns (model in eval mode, meta)."""
+    path = Path(path)
+    meta = read_meta(path)
+    try:
+        state = load_file(str(path / WEIGHTS), device=str(device))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path / WEIGHTS}: unreadable or truncated ({str(e)[:80]}); the checkpoint is "
+                              "damaged, train it again") from None
+    model = create_model(meta["model"], num_classes=len(meta["classes"]), in_chans=meta.get("in_chans", 1))
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise CheckpointError(f"{path / WEIGHTS}: weights do not fit model {meta['model']!r} "
+                              f"({str(e).splitlines()[0][:100]}); the checkpoint is damaged") from None
+    return model.to(device).eval(), meta

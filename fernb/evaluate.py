@@ -1,0 +1,125 @@
+"""predict() runs a model over a split into one Predictions object; metrics and calibration read from it."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fernb import checkpoint
+from fernb.data import FERData
+from fernb.train import run_model
+
+RUNS_DEFAULT = Path("runs/latest")  # where `fernb train` writes when no --out is given
+
+
+@dataclass
+class Predictions:
+    """Class probabilities for N faces, with their true labels and the faces themselves (for galleries)."""
+
+    probs: torch.Tensor  # float [N, C]
+    labels: torch.Tensor  # int64 [N]
+    classes: tuple[str, ...]
+    images: torch.Tensor  # uint8 [N, 48, 48]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def preds(self) -> torch.Tensor:
+        """Predicted class index per face."""
+        return self.probs.argmax(-1)
+
+    @property
+    def confidence(self) -> torch.Tensor:
+        """Probability of the predicted class per face."""
+        return self.probs.max(-1).values
+
+    @property
+    def accuracy(self) -> float:
+        """Fraction of faces whose predicted class is the true one."""
+        return (self.preds == self.labels).float().mean().item()
+
+
+def packaged_checkpoint() -> Path | None:
+    """The default model shipped inside the package, if this install has one."""
+    path = Path(str(resources.files("fernb") / "weights" / "default"))
+    return path if (path / checkpoint.WEIGHTS).is_file() else None
+
+
+def default_checkpoint() -> Path:
+    """The checkpoint used when none is given: $FERNB_CHECKPOINT, the packaged model, else the last `fernb train`."""
+    if os.environ.get("FERNB_CHECKPOINT"):
+        return Path(os.environ["FERNB_CHECKPOINT"])
+    path = packaged_checkpoint() or (RUNS_DEFAULT if (RUNS_DEFAULT / checkpoint.CONFIG).is_file() else None)
+    if path is None:
+        raise checkpoint.CheckpointError(f"no checkpoint given, none packaged and no {RUNS_DEFAULT}/; "
+                                         "train one with `fernb train` or pass --checkpoint DIR")
+    return path
+
+
+def load_model(path: str | Path | None = None, device: str | torch.device = "cpu"):
+    """(model, meta) from a checkpoint directory, or from default_checkpoint() when path is None."""
+    return checkpoint.load(path or default_checkpoint(), device)
+
+
+def predict(model: torch.nn.Module, data: FERData, tta: bool = False, batch_size: int = 512) -> Predictions:
+    """Probabilities for every face of a split; tta=True averages each face with its mirror image."""
+    logits = run_model(model, data.images, batch_size=batch_size, flip=tta)
+    return Predictions(logits.softmax(-1), data.labels.clone(), tuple(data.classes), data.images)
+
+
+def metrics(pred: Predictions) -> dict:
+    """Accuracy, macro-F1, per-class precision/recall/F1/support, and the confusion matrix (rows = true class)."""
+    from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
+    y, p, k = pred.labels.numpy(), pred.preds.numpy(), list(range(len(pred.classes)))
+    prec, rec, f1, support = precision_recall_fscore_support(y, p, labels=k, zero_division=0)
+    per_class = {c: {"precision": float(prec[i]), "recall": float(rec[i]), "f1": float(f1[i]), "support": int(support[i])}
+                 for i, c in enumerate(pred.classes)}
+    return {"n": len(pred), "accuracy": float((y == p).mean()), "macro_f1": float(f1_score(y, p, labels=k, average="macro",
+            zero_division=0)), "per_class": per_class, "confusion": confusion_matrix(y, p, labels=k).tolist(),
+            "classes": list(pred.classes)}
+
+
+def most_confused(pred: Predictions, k: int = 5) -> list[tuple[str, str, int]]:
+    """The k most frequent (true, predicted, count) mistakes."""
+    cm = np.array(metrics(pred)["confusion"])
+    np.fill_diagonal(cm, 0)
+    order = np.argsort(cm, axis=None)[::-1][:k]
+    return [(pred.classes[i], pred.classes[j], int(cm[i, j])) for i, j in zip(*np.unravel_index(order, cm.shape))
+            if cm[i, j] > 0]
+
+
+def calibration(pred: Predictions, bins: int = 15) -> dict:
+    """Reliability-diagram bins (confidence, accuracy, count) and the expected calibration error."""
+    conf, right = pred.confidence.numpy(), (pred.preds == pred.labels).numpy()
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(conf, edges[1:-1]), 0, bins - 1)
+    count = np.bincount(which, minlength=bins)
+    mean_conf = np.bincount(which, conf, bins) / np.maximum(count, 1)
+    mean_acc = np.bincount(which, right.astype(float), bins) / np.maximum(count, 1)
+    ece = float(np.sum(count * np.abs(mean_acc - mean_conf)) / max(1, len(conf)))
+    return {"edges": edges.tolist(), "confidence": mean_conf.tolist(), "accuracy": mean_acc.tolist(),
+            "count": count.tolist(), "ece": ece}
+
+
+def pick_per_class(pred: Predictions, seed: int = 0) -> list[int]:
+    """One random (seeded) face index per true class that has any."""
+    g = torch.Generator().manual_seed(seed)
+    picks = []
+    for k in range(len(pred.classes)):
+        idx = torch.nonzero(pred.labels == k).flatten()
+        if len(idx):
+            picks.append(int(idx[torch.randint(len(idx), (1,), generator=g)]))
+    return picks
+
+
+def most_confident(pred: Predictions, k: int, n: int = 6) -> tuple[list[int], list[int]]:
+    """Indices of class k's faces predicted right and wrong, each sorted by falling confidence, n at most."""
+    order = torch.argsort(pred.confidence, descending=True)
+    mine = order[pred.labels[order] == k]
+    right = pred.preds[mine] == k
+    return mine[right][:n].tolist(), mine[~right][:n].tolist()

@@ -1,0 +1,203 @@
+"""Every figure the notebooks show: each function takes plain data or Predictions and returns a Figure."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
+import torch
+from matplotlib.figure import Figure
+
+from fernb.evaluate import Predictions
+
+PALETTE = dict(zip(("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"), sns.color_palette("Set2", 7)))
+
+
+def _face(ax, image, title: str = "", color=None) -> None:
+    """Draw one 48x48 face without axes."""
+    ax.imshow(np.asarray(image), cmap="gray", vmin=0, vmax=255)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=8, color=color or "black")
+
+
+def class_counts(splits: dict[str, dict[str, int]], title: str = "Images per class") -> Figure:
+    """Grouped bars of images per class for each split, with each class's share of the first split."""
+    classes = list(next(iter(splits.values())))
+    fig, ax = plt.subplots(figsize=(9, 4))
+    width = 0.8 / len(splits)
+    for k, (split, counts) in enumerate(splits.items()):
+        ax.bar(np.arange(len(classes)) + k * width, [counts[c] for c in classes], width, label=split)
+    first = next(iter(splits.values()))
+    total = sum(first.values())
+    for i, c in enumerate(classes):
+        ax.text(i, first[c], f"{100 * first[c] / total:.1f}%", ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(np.arange(len(classes)) + 0.4 - width / 2, classes)
+    ax.set(xlabel="class", ylabel="images", title=title)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def sample_grid(images: torch.Tensor, labels: torch.Tensor, classes, per_class: int = 8, seed: int = 0) -> Figure:
+    """A row of random faces for every class."""
+    g = torch.Generator().manual_seed(seed)
+    fig, axes = plt.subplots(len(classes), per_class, figsize=(per_class * 1.1, len(classes) * 1.2))
+    for k, c in enumerate(classes):
+        idx = torch.nonzero(labels == k).flatten()
+        pick = idx[torch.randperm(len(idx), generator=g)[:per_class]]
+        for j in range(per_class):
+            _face(axes[k, j], images[pick[j]] if j < len(pick) else np.zeros((48, 48)))
+        axes[k, 0].set_ylabel(c, rotation=0, ha="right", va="center", fontsize=10)
+    fig.suptitle("Random training faces per class")
+    fig.tight_layout()
+    return fig
+
+
+def mean_faces(images: torch.Tensor, labels: torch.Tensor, classes) -> Figure:
+    """The pixel-wise mean face of every class."""
+    fig, axes = plt.subplots(1, len(classes), figsize=(len(classes) * 1.6, 2.2))
+    for k, c in enumerate(classes):
+        _face(axes[k], images[labels == k].float().mean(0), c)
+    fig.suptitle("Mean face per class")
+    fig.tight_layout()
+    return fig
+
+
+def pixel_stats(images: torch.Tensor, labels: torch.Tensor, classes) -> Figure:
+    """Histogram of all pixel intensities, and per-image mean brightness per class."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.5))
+    a.hist(images[::7].flatten().numpy(), bins=64, color="grey")
+    a.set(xlabel="pixel intensity", ylabel="pixels (every 7th image)", title="Pixel intensities")
+    means = images.float().mean((1, 2))
+    b.boxplot([means[labels == k].numpy() for k in range(len(classes))], tick_labels=list(classes), showfliers=False)
+    b.set(xlabel="class", ylabel="mean brightness", title="Per-image brightness by class")
+    fig.tight_layout()
+    return fig
+
+
+def image_strip(images, titles=None, title: str = "") -> Figure:
+    """Faces in one row, with optional titles."""
+    n = len(images)
+    fig, axes = plt.subplots(1, n, figsize=(n * 1.3, 1.8), squeeze=False)
+    for j in range(n):
+        _face(axes[0, j], images[j], titles[j] if titles else "")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def augment_rows(rows: dict[str, torch.Tensor]) -> Figure:
+    """One row of augmented variants per augmentation name (row label on the left)."""
+    n = max(len(v) for v in rows.values())
+    fig, axes = plt.subplots(len(rows), n, figsize=(n * 1.1, len(rows) * 1.2), squeeze=False)
+    for i, (name, imgs) in enumerate(rows.items()):
+        for j in range(n):
+            _face(axes[i, j], imgs[j] if j < len(imgs) else np.zeros((48, 48)))
+        axes[i, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=10)
+    fig.suptitle("The same face through each augmentation")
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(history: list[dict]) -> Figure:
+    """Loss and accuracy per epoch for train and val."""
+    ep = [r["epoch"] for r in history]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for key, ax in (("loss", a), ("acc", b)):
+        ax.plot(ep, [r[f"train_{key}"] for r in history], "o-", label="train (augmented)")
+        if "val_" + key in history[0]:
+            ax.plot(ep, [r[f"val_{key}"] for r in history], "o-", label="val")
+        ax.set(xlabel="epoch", ylabel=key if key == "loss" else "accuracy", title=f"{key.title()} per epoch")
+        ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def confusion(cm, classes) -> Figure:
+    """Confusion matrix in counts and row-normalised (rows = true class)."""
+    cm = np.asarray(cm)
+    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(13, 5))
+    sns.heatmap(cm, annot=True, fmt="d", cmap="Blues", xticklabels=classes, yticklabels=classes, ax=a, cbar=False)
+    sns.heatmap(norm, annot=True, fmt=".2f", cmap="Blues", xticklabels=classes, yticklabels=classes, ax=b,
+                vmin=0, vmax=1)
+    a.set(xlabel="predicted", ylabel="true", title="Confusion matrix (counts)")
+    b.set(xlabel="predicted", ylabel="true", title="Confusion matrix (row-normalised: recall on the diagonal)")
+    fig.tight_layout()
+    return fig
+
+
+def per_class_f1(per_class: dict[str, dict]) -> Figure:
+    """F1 per class as bars, with the class's support in the label."""
+    classes = list(per_class)
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    ax.bar(classes, [per_class[c]["f1"] for c in classes], color=[PALETTE.get(c) for c in classes])
+    for i, c in enumerate(classes):
+        ax.text(i, per_class[c]["f1"], f"{per_class[c]['f1']:.2f}\nn={per_class[c]['support']}", ha="center",
+                va="bottom", fontsize=8)
+    ax.set(xlabel="class", ylabel="F1", ylim=(0, 1.15), title="F1 per class")
+    fig.tight_layout()
+    return fig
+
+
+def reliability(cal: dict) -> Figure:
+    """Reliability diagram: accuracy against confidence per bin, with the expected calibration error."""
+    edges = np.asarray(cal["edges"])
+    centers, width = (edges[:-1] + edges[1:]) / 2, edges[1] - edges[0]
+    used = np.asarray(cal["count"]) > 0
+    fig, ax = plt.subplots(figsize=(4.8, 4.5))
+    ax.bar(centers[used], np.asarray(cal["accuracy"])[used], width * 0.95, label="accuracy", color="tab:blue")
+    ax.plot([0, 1], [0, 1], "k--", label="perfect calibration")
+    ax.plot(np.asarray(cal["confidence"])[used], np.asarray(cal["accuracy"])[used], "o", color="tab:orange",
+            label="mean confidence")
+    ax.set(xlabel="confidence", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1),
+           title=f"Reliability (ECE = {100 * cal['ece']:.1f}%)")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def view_classify(pred: Predictions, i: int, ax_img=None, ax_bar=None) -> Figure:
+    """One face with its class-probability bars (the original notebook's view_classify, done well)."""
+    if ax_img is None:
+        fig, (ax_img, ax_bar) = plt.subplots(1, 2, figsize=(6, 2.6), gridspec_kw={"width_ratios": [1, 1.6]})
+    true, guess = pred.classes[int(pred.labels[i])], pred.classes[int(pred.preds[i])]
+    _face(ax_img, pred.images[i], f"true: {true}")
+    probs = pred.probs[i].numpy()
+    colors = ["tab:green" if k == int(pred.labels[i]) else ("tab:red" if k == int(pred.preds[i]) else "lightgrey")
+              for k in range(len(probs))]
+    ax_bar.barh(pred.classes, probs, color=colors)
+    ax_bar.invert_yaxis()
+    ax_bar.set(xlim=(0, 1), xlabel="probability")
+    ax_bar.set_title(f"predicted: {guess} ({probs.max():.0%})", fontsize=9,
+                     color="tab:green" if true == guess else "tab:red")
+    ax_bar.tick_params(labelsize=8)
+    return ax_img.figure
+
+
+def class_probabilities(pred: Predictions, indices) -> Figure:
+    """view_classify for several faces, one per row."""
+    fig, axes = plt.subplots(len(indices), 2, figsize=(6.5, 2.1 * len(indices)),
+                             gridspec_kw={"width_ratios": [1, 1.8]}, squeeze=False)
+    for row, i in enumerate(indices):
+        view_classify(pred, int(i), axes[row, 0], axes[row, 1])
+    fig.tight_layout()
+    return fig
+
+
+def gallery(pred: Predictions, indices, title: str) -> Figure:
+    """A strip of faces titled 'predicted (confidence)', green when right and red when wrong."""
+    n = max(1, len(indices))
+    fig, axes = plt.subplots(1, n, figsize=(n * 1.35, 2.0), squeeze=False)
+    for j, i in enumerate(indices):
+        i = int(i)
+        right = int(pred.preds[i]) == int(pred.labels[i])
+        _face(axes[0, j], pred.images[i], f"{pred.classes[int(pred.preds[i])]}\n{float(pred.confidence[i]):.0%}",
+              "tab:green" if right else "tab:red")
+    if not len(indices):
+        axes[0, 0].axis("off")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

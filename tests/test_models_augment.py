@@ -1,0 +1,71 @@
+"""fernb.models and fernb.augment."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fernb.augment import DEFAULT, NONE, AugmentConfig, BatchAugment, mixer, preview, to_input
+from fernb.models import FERNETS, ModelError, create_model
+from fernb.synthetic import synthetic_faces
+from fernb.train import TrainConfig
+
+
+@pytest.mark.parametrize("name", list(FERNETS) + ["efficientnet_b0", "resnet18"])
+def test_models_take_grey_48px_faces(name):
+    model = create_model(name).eval()
+    with torch.no_grad():
+        assert model(torch.randn(2, 1, 48, 48)).shape == (2, 7)
+
+
+def test_unknown_model_suggests_close_names():
+    with pytest.raises(ModelError, match="did you mean.*efficientnet_b0"):
+        create_model("efficientnet-b0")
+
+
+def test_pretrained_without_network_is_a_clear_error(monkeypatch):
+    import huggingface_hub.constants
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(ModelError, match="pretrained weights for 'resnet18'"):
+        create_model("resnet18", pretrained=True)
+    with pytest.raises(ModelError, match="no pretrained weights"):
+        create_model("fernet", pretrained=True)
+
+
+def faces(n=8):
+    images, _ = synthetic_faces({c: n for c in ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")})
+    return torch.from_numpy(images)
+
+
+def test_augment_is_seeded_and_per_sample():
+    x = to_input(faces(1)[:1].expand(6, -1, -1))  # six copies of one face
+    a, b, c = (BatchAugment(DEFAULT, seed=s)(x) for s in (0, 0, 1))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert all(not torch.equal(a[0], a[i]) for i in range(1, 6))  # each copy drew its own transform
+
+
+def test_flip_only_mirrors_exactly_and_none_is_identity():
+    x = to_input(faces(1))
+    flipped = BatchAugment(AugmentConfig(flip=1.0).only("flip"))(x)
+    assert torch.allclose(flipped, x.flip(-1), atol=1e-4)
+    assert torch.allclose(BatchAugment(NONE)(x), x, atol=1e-4)
+
+
+def test_rotation_moves_pixels_but_keeps_shape():
+    x = to_input(faces(1)[:4])
+    y = BatchAugment(DEFAULT.only("degrees"))(x)
+    assert y.shape == x.shape and (y - x).abs().mean() > 0.05
+
+
+def test_preview_and_training_share_the_defaults():
+    assert TrainConfig().augment is DEFAULT
+    out = preview(faces(1)[0], n=5)
+    assert out.shape == (5, 48, 48) and out.dtype == torch.uint8
+
+
+def test_mixup_gives_soft_targets():
+    assert mixer(DEFAULT, 7, 0.1) is None
+    mix = mixer(AugmentConfig(mixup=0.4), 7, 0.0)
+    x, y = to_input(faces(2)[:8]), torch.arange(8) % 7
+    _, target = mix(x, y)
+    assert target.shape == (8, 7) and torch.allclose(target.sum(-1), torch.ones(8))
+    assert (target.max(-1).values < 1).any()

@@ -1,0 +1,66 @@
+"""fernb.plots figures carry the data they are given; gallery picks and dataset oddities are right."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from fernb import plots  # noqa: E402
+from fernb.data import CLASSES, Pool, find_oddities  # noqa: E402
+from fernb.evaluate import Predictions, calibration, metrics, most_confident, pick_per_class  # noqa: E402
+
+
+@pytest.fixture
+def pred():
+    """Fourteen faces, two per class; the second face of each class is predicted as the next class."""
+    labels = torch.arange(7).repeat_interleave(2)
+    guess = labels.clone()
+    guess[1::2] = (labels[1::2] + 1) % 7
+    probs = torch.full((14, 7), 0.05)
+    probs[torch.arange(14), guess] = torch.linspace(0.5, 0.7, 14)
+    images = torch.randint(0, 255, (14, 48, 48), dtype=torch.uint8)
+    return Predictions(probs / probs.sum(1, keepdim=True), labels, CLASSES, images)
+
+
+def test_confusion_figure_shows_the_counts(pred):
+    m = metrics(pred)
+    fig = plots.confusion(m["confusion"], CLASSES)
+    counts = [t.get_text() for t in fig.axes[0].texts]
+    assert counts.count("1") == 14 and len(counts) == 49
+    assert fig.axes[0].get_ylabel() == "true" and fig.axes[0].get_xlabel() == "predicted"
+
+
+def test_every_figure_has_titles(pred):
+    m = metrics(pred)
+    hist = [dict(epoch=e, train_loss=1 / e, train_acc=0.5, val_loss=1 / e, val_acc=0.6) for e in (1, 2, 3)]
+    figs = [plots.class_counts({"train": {c: 10 for c in CLASSES}}), plots.per_class_f1(m["per_class"]),
+            plots.reliability(calibration(pred)), plots.training_curves(hist),
+            plots.class_probabilities(pred, [0, 1]), plots.gallery(pred, [0, 1, 2], "gallery"),
+            plots.mean_faces(pred.images, pred.labels, CLASSES), plots.pixel_stats(pred.images, pred.labels, CLASSES)]
+    for fig in figs:
+        titled = [ax for ax in fig.axes if ax.get_title()] or ([fig] if fig._suptitle else [])
+        assert titled, fig
+    assert len(figs[3].axes[1].lines) == 2  # train and val curves
+
+
+def test_picks(pred):
+    picks = pick_per_class(pred, seed=0)
+    assert [int(pred.labels[i]) for i in picks] == list(range(7))
+    right, wrong = most_confident(pred, 3, 5)
+    assert right == [6] and wrong == [7]
+    assert all(int(pred.preds[i]) == 3 for i in right) and all(int(pred.preds[i]) != 3 for i in wrong)
+
+
+def test_find_oddities():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (6, 48, 48), dtype=np.uint8)
+    images[1] = 128  # blank
+    images[4] = images[0]  # duplicate, crossing from train to test, with another label
+    pool = Pool(images, np.array([0, 1, 2, 3, 5, 5]), np.array([0, 0, 0, 1, 1, 1], np.uint8), "x", "synthetic")
+    odd = find_oddities(pool)
+    assert odd["blank"].tolist() == [1]
+    assert [g.tolist() for g in odd["duplicate_groups"]] == [[0, 4]]
+    assert odd["cross_split"] == 1 and odd["conflicting_labels"] == 1

@@ -1,0 +1,144 @@
+"""fernb.train, fernb.checkpoint and the train/evaluate CLI, on the synthetic faces."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from fernb import checkpoint
+from fernb.cli import main
+from fernb.data import load, read_pool
+from fernb.evaluate import load_model, metrics, predict
+from fernb.train import STATE, BudgetError, TrainConfig, fit, lr_at
+
+FAST = dict(model="fernet_s", batch_size=64, lr=3e-3)
+
+
+@pytest.fixture(scope="module")
+def synth():
+    """The synthetic set's train, val and test splits."""
+    pool = read_pool("synthetic")
+    return {s: load(split=s, pool=pool) for s in ("train", "val", "test")}
+
+
+@pytest.fixture(scope="module")
+def trained(synth, tmp_path_factory):
+    """A short run on the synthetic faces, saved to a checkpoint directory."""
+    out = tmp_path_factory.mktemp("run")
+    summary = fit(synth["train"], synth["val"], TrainConfig(epochs=8, **FAST), out=out, progress=False)
+    return out, summary
+
+
+def test_fit_learns_and_keeps_the_best_val_epoch(trained):
+    out, summary = trained
+    hist = summary["history"]
+    assert [r["epoch"] for r in hist] == list(range(1, 9))
+    assert all(k in hist[0] for k in ("train_loss", "train_acc", "val_loss", "val_acc", "seconds", "images_per_s"))
+    assert hist[-1]["train_loss"] < hist[0]["train_loss"]
+    meta = checkpoint.read_meta(out)
+    best = max(hist, key=lambda r: (r["val_acc"], r["epoch"]))
+    assert meta["metrics"]["epoch"] == best["epoch"] and meta["metrics"]["val_acc"] == best["val_acc"]
+    assert len(meta["history"]) == 8 and meta["classes"][0] == "angry" and meta["normalize"]["std"] > 0
+
+
+def test_synthetic_faces_are_learnable_but_not_trivial(trained, synth):
+    model, _ = load_model(trained[0])
+    acc = predict(model, synth["test"]).accuracy
+    assert 0.6 < acc < 0.995, acc
+
+
+def test_checkpoint_reloads_to_the_same_predictions(trained, synth):
+    out, _ = trained
+    a, _ = checkpoint.load(out)
+    b, _ = checkpoint.load(out)
+    pa, pb = predict(a, synth["test"]), predict(b, synth["test"])
+    assert torch.equal(pa.probs, pb.probs) and checkpoint.read_meta(out)["model"] == "fernet_s"
+
+
+def test_time_budget_ends_on_time_with_the_schedule_finished(synth, tmp_path):
+    t = time.perf_counter()
+    summary = fit(synth["train"], synth["val"], TrainConfig(minutes=0.25, **FAST), out=tmp_path, progress=False)
+    assert time.perf_counter() - t < 15 + 10  # 15 s budget; slack for set-up and a slow CI machine
+    assert summary["epochs_run"] >= 1 and summary["history"][-1]["lr"] < 0.1 * FAST["lr"]
+    assert (tmp_path / checkpoint.WEIGHTS).exists()
+
+
+def test_budget_too_short_is_refused(synth, capsys):
+    with pytest.raises(BudgetError, match="too short"):
+        fit(synth["train"], synth["val"], TrainConfig(minutes=1e-5, **FAST), progress=False)
+    assert main(["train", "--data", "synthetic", "--model", "fernet_s", "--minutes", "0.00001", "--json",
+                 "--out", "/tmp/fernb-never"]) == 2
+    assert "too short" in capsys.readouterr().err
+
+
+def test_lr_schedule_warms_up_then_decays_to_zero():
+    assert lr_at(0.0, 1.0, 0.1) == 0 and lr_at(0.1, 1.0, 0.1) == pytest.approx(1.0)
+    assert lr_at(0.55, 1.0, 0.1) == pytest.approx(0.5) and lr_at(1.0, 1.0, 0.1) == pytest.approx(0.0)
+
+
+def test_kill_after_an_epoch_then_resume(tmp_path):
+    cmd = [sys.executable, "-m", "fernb", "train", "--data", "synthetic", "--model", "fernet_s", "--epochs", "4",
+           "--batch-size", "64", "--out", str(tmp_path), "--json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (tmp_path / STATE).exists() and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = torch.load(tmp_path / STATE, weights_only=True)["epoch"]
+    assert 1 <= killed_at < 4
+    run = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    assert [r["epoch"] for r in summary["history"]] == [1, 2, 3, 4]
+    assert [r["epoch"] for r in checkpoint.read_meta(tmp_path)["history"]] == [1, 2, 3, 4]
+
+
+def test_bad_checkpoints_are_refused(tmp_path, trained, capsys):
+    out, _ = trained
+    with pytest.raises(checkpoint.CheckpointError, match="not a fernb checkpoint"):
+        checkpoint.load(tmp_path)
+    torch.save({"w": torch.zeros(1)}, tmp_path / "model.pt")
+    with pytest.raises(checkpoint.CheckpointError, match="never unpickles"):
+        checkpoint.load(tmp_path / "model.pt")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / checkpoint.CONFIG).write_text((out / checkpoint.CONFIG).read_text())
+    (broken / checkpoint.WEIGHTS).write_bytes((out / checkpoint.WEIGHTS).read_bytes()[:1000])
+    with pytest.raises(checkpoint.CheckpointError, match="truncated"):
+        checkpoint.load(broken)
+    assert main(["evaluate", "--data", "synthetic", "--checkpoint", str(broken)]) == 2
+    assert "truncated" in capsys.readouterr().err
+    assert main(["train", "--data", "synthetic", "--model", "resnet-18", "--epochs", "1"]) == 2
+    assert "did you mean" in capsys.readouterr().err
+
+
+def test_evaluate_cli_json_on_a_test_only_source(trained, tmp_path, capsys):
+    from tests.conftest import write_folder
+    write_folder(tmp_path / "fer", per_class=3, splits=("test",))
+    assert main(["evaluate", "--data", str(tmp_path / "fer"), "--split", "test", "--checkpoint", str(trained[0]),
+                 "--tta", "--json"]) == 0
+    m = json.loads(capsys.readouterr().out)
+    assert m["n"] == 21 and len(m["confusion"]) == 7 and sum(map(sum, m["confusion"])) == 21
+    assert {"accuracy", "macro_f1", "per_class", "confusion", "n"} <= set(m)
+
+
+def test_metrics_on_known_predictions():
+    from fernb.evaluate import Predictions, calibration, most_confused
+    probs = torch.full((4, 7), 0.01)
+    probs[[0, 1, 2, 3], [0, 0, 3, 3]] = 0.94  # true labels 0, 1, 3, 3: one 'disgust' face called 'angry'
+    pred = Predictions(probs, torch.tensor([0, 1, 3, 3]), ("angry", "disgust", "fear", "happy", "neutral", "sad",
+                                                          "surprise"), torch.zeros(4, 48, 48, dtype=torch.uint8))
+    m = metrics(pred)
+    assert m["accuracy"] == 0.75 and m["confusion"][1][0] == 1 and m["confusion"][0][0] == 1
+    assert m["per_class"]["angry"]["precision"] == 0.5 and m["per_class"]["disgust"]["recall"] == 0.0
+    assert m["macro_f1"] == pytest.approx((2 / 3 + 0 + 1) / 7)
+    assert most_confused(pred) == [("disgust", "angry", 1)]
+    cal = calibration(pred)
+    assert cal["ece"] == pytest.approx(abs(0.75 - 0.94), abs=1e-6)
