@@ -95,3 +95,18 @@ def preview(image: torch.Tensor, n: int = 8, cfg: AugmentConfig = DEFAULT, seed:
     x = to_input(image.expand(n, -1, -1))
     x = BatchAugment(cfg, seed)(x)
     return ((x[:, 0] * STD + MEAN).clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def preview_rows(image: torch.Tensor, n: int = 8, cfg: AugmentConfig = DEFAULT, seed: int = 0) -> dict[str, torch.Tensor]:
+    """The original face, each augmentation alone, then all combined: {row name: uint8 [n, 48, 48]}.
+
+    In the single rows, flip and erasing happen with probability 1 so their effect shows in every variant.
+    """
+    rows = {"original": image.expand(n, -1, -1)}
+    for name in ("flip", "degrees", "scale", "translate", "erasing"):
+        alone = cfg.only(name)
+        if name in ("flip", "erasing"):
+            alone = replace(alone, **{name: 1.0})
+        rows[f"{name} (p=1)" if name in ("flip", "erasing") else name] = preview(image, n, alone, seed)
+    rows["all combined"] = preview(image, n, cfg, seed)
+    return rows

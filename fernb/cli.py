@@ -73,6 +73,53 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         print(c[:8].ljust(10) + "".join(str(v).rjust(6) for v in row))
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Detect faces in photos and print each face's box and class probabilities; the batch goes on past bad files."""
+    from pathlib import Path
+
+    from fernb.evaluate import load_model
+    from fernb.faces import annotate, predict_faces, read_photo
+    model, meta = load_model(args.checkpoint)
+    results, failed = [], 0
+    for path in args.images:
+        try:
+            photo = read_photo(path)
+        except FernbError as e:
+            print(f"fernb: error: {e}", file=sys.stderr)
+            results.append({"image": path, "error": str(e), "faces": []})
+            failed += 1
+            continue
+        faces = predict_faces(model, photo, meta["classes"])
+        results.append({"image": path, "size": [photo.shape[1], photo.shape[0]], "faces": faces})
+        if not faces:
+            print(f"fernb: {path}: no face found; try a larger, frontal, well-lit face", file=sys.stderr)
+        if args.annotate:
+            out = Path(args.annotate) / f"{Path(path).stem}_annotated.jpg"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            annotate(photo, faces).save(out, quality=92)
+        if not args.json:
+            for i, f in enumerate(faces):
+                top = sorted(f["probs"].items(), key=lambda kv: -kv[1])[:3]
+                print(f"{path} face {i} at {f['box']}: " + ", ".join(f"{c} {p:.0%}" for c, p in top))
+    if args.json:
+        print(json.dumps(results, indent=1))
+    return 2 if failed else 0
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    """Export a checkpoint to ONNX and check that onnxruntime agrees with torch."""
+    import torch
+
+    from fernb.evaluate import load_model
+    from fernb.export import export_onnx, onnx_parity
+    model, meta = load_model(args.checkpoint)
+    out = export_onnx(model, args.out)
+    faces = torch.randint(0, 256, (16, 48, 48), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    diff = onnx_parity(model, out, faces)
+    print(f"wrote {out} ({meta['model']}); input 'pixels' [B,1,48,48] 0..255, output 'probs' [B,{len(meta['classes'])}]"
+          f" in class order {','.join(meta['classes'])}; max |onnxruntime - torch| = {diff:.2e}")
+
+
 def add_data_arg(s: argparse.ArgumentParser) -> None:
     """The --data option every subcommand shares."""
     s.add_argument("--data", help="FER-2013 folder, fer2013.csv or 'synthetic' (default: $FERNB_DATA, ./data/fer2013)")
@@ -125,6 +172,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tta", action="store_true", help="average each face with its mirror image")
     s.add_argument("--json", action="store_true", help="print JSON")
     s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("predict", help="detect faces in photos and classify their expressions")
+    s.add_argument("images", nargs="+", help="photo files (JPEG, PNG, ...)")
+    s.add_argument("--checkpoint", help="checkpoint directory (default: the packaged model, else runs/latest)")
+    s.add_argument("--annotate", metavar="OUT_DIR", help="write each photo with boxes and labels drawn into OUT_DIR")
+    s.add_argument("--json", action="store_true", help="print JSON: per image, every face's box and probabilities")
+    s.set_defaults(func=cmd_predict)
+
+    s = sub.add_parser("export", help="export a checkpoint to ONNX")
+    s.add_argument("--checkpoint", help="checkpoint directory (default: the packaged model, else runs/latest)")
+    s.add_argument("--out", required=True, help="the .onnx file to write")
+    s.set_defaults(func=cmd_export)
     return p
 
 
@@ -132,14 +191,13 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `fernb` console script."""
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        return args.func(args) or 0
     except FernbError as e:
         print(f"fernb: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("fernb: interrupted", file=sys.stderr)
         return 130
-    return 0
 
 
 if __name__ == "__main__":

@@ -102,12 +102,14 @@ def read_pool(source: str | os.PathLike | None = None) -> Pool:
                         "or fetch it with `fernb download data/fer2013`")
     if path.is_dir():
         files = scan_folder(path)
-        return _cached(path, _fingerprint_files(path, files), lambda: _read_folder(path, files))
-    if path.suffix.lower() != ".csv":
+        pool = _cached(path, _fingerprint_files(path, files), lambda: _read_folder(path, files))
+    elif path.suffix.lower() == ".csv":
+        st = path.stat()
+        pool = _cached(path.parent, f"csv|{path.resolve()}|{st.st_size}|{st.st_mtime_ns}", lambda: read_csv(path))
+    else:
         raise DataError(f"{path}: not a folder or a .csv file; pass a FER-2013 folder or Kaggle's fer2013.csv")
-    st = path.stat()
-    key = f"csv|{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
-    return _cached(path.parent, key, lambda: read_csv(path))
+    pool.source = src  # the cache may have been written through another path to the same data
+    return pool
 
 
 def load(source: str | os.PathLike | None = None, split: str = "train", val_fraction: float = 0.1,

@@ -201,3 +201,42 @@ def gallery(pred: Predictions, indices, title: str) -> Figure:
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def saliency(images, cams, titles=None, title: str = "Grad-CAM: where the evidence was") -> Figure:
+    """Faces (top row) and their Grad-CAM heat maps over them (bottom row)."""
+    n = len(images)
+    fig, axes = plt.subplots(2, n, figsize=(n * 1.4, 3.2), squeeze=False)
+    for j in range(n):
+        _face(axes[0, j], images[j], titles[j] if titles else "")
+        _face(axes[1, j], images[j])
+        axes[1, j].imshow(np.asarray(cams[j]), cmap="jet", alpha=0.45, vmin=0, vmax=1)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def show_image(image, title: str = "") -> Figure:
+    """A photo (array or PIL image) at its aspect ratio, without axes."""
+    fig, ax = plt.subplots(figsize=(6, 6))
+    ax.imshow(np.asarray(image), cmap="gray" if np.asarray(image).ndim == 2 else None)
+    ax.axis("off")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def face_report(crops, probs, classes, cams) -> Figure:
+    """For each face of a photo: the 48x48 crop, its Grad-CAM, and its class-probability bars."""
+    fig, axes = plt.subplots(len(crops), 3, figsize=(8, 2.3 * len(crops)), squeeze=False,
+                             gridspec_kw={"width_ratios": [1, 1, 2]})
+    for i, (crop, p, cam) in enumerate(zip(crops, probs, cams)):
+        p = np.asarray(p)
+        _face(axes[i, 0], crop, f"face {i}: what the model sees")
+        _face(axes[i, 1], crop, f"Grad-CAM for {classes[int(p.argmax())]}")
+        axes[i, 1].imshow(np.asarray(cam), cmap="jet", alpha=0.45, vmin=0, vmax=1)
+        axes[i, 2].barh(classes, p, color=["tab:orange" if k == p.argmax() else "lightgrey" for k in range(len(p))])
+        axes[i, 2].invert_yaxis()
+        axes[i, 2].set(xlim=(0, 1), xlabel="probability", title=f"{classes[int(p.argmax())]} ({p.max():.0%})")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,113 @@
+"""Faces in real photographs (scikit-image's sample data), `fernb predict`, Grad-CAM and ONNX export."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fernb import faces
+from fernb.cli import main
+from fernb.data import load, read_pool
+from fernb.explain import gradcam
+from fernb.train import TrainConfig, fit
+
+skimage_data = pytest.importorskip("skimage.data")
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    """A small checkpoint trained on synthetic faces (the packaged model may not exist yet)."""
+    out = tmp_path_factory.mktemp("ckpt")
+    pool = read_pool("synthetic")
+    fit(load(split="train", pool=pool), None, TrainConfig(model="fernet_s", epochs=1, batch_size=64), out=out,
+        progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """Real photographs from scikit-image in several formats, plus broken files."""
+    d = tmp_path_factory.mktemp("photos")
+    astronaut = skimage_data.astronaut()  # 512x512 RGB, one frontal face
+    Image.fromarray(astronaut).save(d / "astronaut.jpg", quality=95)
+    Image.fromarray(astronaut).convert("RGBA").save(d / "astronaut_rgba.png")
+    Image.fromarray(astronaut).convert("L").save(d / "astronaut_grey.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: the stored pixels must be turned 90 degrees clockwise to view
+    Image.fromarray(astronaut).rotate(90, expand=True).save(d / "astronaut_exif.jpg", exif=exif)
+    Image.fromarray(skimage_data.coffee()).save(d / "coffee.jpg")  # a real photo with no face
+    (d / "empty.jpg").write_bytes(b"")
+    (d / "notes.jpg").write_text("not an image")
+    return d
+
+
+def test_detects_the_one_face_in_every_format(photos):
+    upright = faces.detect(faces.read_photo(photos / "astronaut.jpg"))
+    assert len(upright) == 1
+    x, y, w, h = upright[0]
+    assert 150 < x + w / 2 < 300 and 50 < y + h / 2 < 200 and 60 < w < 200  # her face, upper middle-left
+    for name in ("astronaut_rgba.png", "astronaut_grey.png", "astronaut_exif.jpg"):
+        boxes = faces.detect(faces.read_photo(photos / name))
+        assert len(boxes) == 1, name
+        assert np.abs(np.array(boxes[0]) - np.array(upright[0])).max() < 12, name
+
+
+def test_crop_is_a_48px_grey_face(photos):
+    photo = faces.read_photo(photos / "astronaut.jpg")
+    found = faces.detect_and_crop(photo)
+    assert found[0].crop.shape == (48, 48) and found[0].crop.dtype == np.uint8
+    edge = faces.crop(photo, (480, 480, 60, 60))  # past the corner: padded, not failing
+    assert edge.shape == (48, 48)
+
+
+def test_predict_cli_reports_faces_no_faces_and_bad_files(photos, ckpt, tmp_path, capsys):
+    files = [str(photos / n) for n in ("astronaut.jpg", "coffee.jpg", "empty.jpg", "notes.jpg")]
+    code = main(["predict", *files, "--checkpoint", str(ckpt), "--json", "--annotate", str(tmp_path)])
+    captured = capsys.readouterr()
+    assert code == 2  # some files were unreadable, but every file was reported
+    out = {r["image"].split("/")[-1]: r for r in json.loads(captured.out)}
+    face = out["astronaut.jpg"]["faces"][0]
+    assert len(out["astronaut.jpg"]["faces"]) == 1 and len(face["box"]) == 4
+    assert set(face["probs"]) == {"angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"}
+    assert abs(sum(face["probs"].values()) - 1) < 1e-3 and face["label"] == max(face["probs"], key=face["probs"].get)
+    assert out["coffee.jpg"]["faces"] == [] and "coffee.jpg: no face found" in captured.err
+    assert "empty.jpg: empty file" in captured.err and "notes.jpg: not a readable image" in captured.err
+    assert "Traceback" not in captured.err
+    assert (tmp_path / "astronaut_annotated.jpg").exists() and (tmp_path / "coffee_annotated.jpg").exists()
+
+
+def test_gradcam_points_at_the_evidence():
+    class Bright(torch.nn.Module):
+        """Class 0's logit is the mean activation of one conv channel: evidence is wherever pixels are bright."""
+
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(1, 1, 1)
+            torch.nn.init.ones_(self.conv.weight)
+            torch.nn.init.constant_(self.conv.bias, 3.0)  # normalised black is about -2: keep activations positive
+
+        def forward(self, x):
+            s = torch.relu(self.conv(x)).mean((1, 2, 3))
+            return torch.stack([s, -s], 1)
+
+    img = torch.zeros(1, 48, 48, dtype=torch.uint8)
+    img[0, 4:16, 30:44] = 255  # a bright patch, top right
+    cam = gradcam(Bright(), img, torch.tensor([0]))
+    assert cam.shape == (1, 48, 48) and float(cam.max()) == pytest.approx(1.0)
+    peak = np.unravel_index(int(cam[0].argmax()), (48, 48))
+    assert 4 <= peak[0] < 16 and 30 <= peak[1] < 44
+    assert float(cam[0, 30:, :20].max()) < 0.5
+
+
+def test_onnx_export_matches_torch(ckpt, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    from fernb.checkpoint import load as load_ckpt
+    from fernb.export import onnx_parity
+    assert main(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "m.onnx")]) == 0
+    assert "max |onnxruntime - torch|" in capsys.readouterr().out
+    model, _ = load_ckpt(ckpt)
+    faces_ = torch.from_numpy(read_pool("synthetic").images[:37])  # a batch size unlike the export's
+    assert onnx_parity(model, tmp_path / "m.onnx", faces_) <= 1e-4
