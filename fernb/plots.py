@@ -187,18 +187,21 @@ def class_probabilities(pred: Predictions, indices) -> Figure:
     return fig
 
 
-def gallery(pred: Predictions, indices, title: str) -> Figure:
-    """A strip of faces titled 'predicted (confidence)', green when right and red when wrong."""
-    n = max(1, len(indices))
-    fig, axes = plt.subplots(1, n, figsize=(n * 1.35, 2.0), squeeze=False)
-    for j, i in enumerate(indices):
-        i = int(i)
-        right = int(pred.preds[i]) == int(pred.labels[i])
-        _face(axes[0, j], pred.images[i], f"{pred.classes[int(pred.preds[i])]}\n{float(pred.confidence[i]):.0%}",
-              "tab:green" if right else "tab:red")
-    if not len(indices):
-        axes[0, 0].axis("off")
-    fig.suptitle(title, fontsize=10)
+def right_and_wrong(pred: Predictions, k: int, right, wrong) -> Figure:
+    """Two rows for true class k: its most confident right predictions, then its most confident wrong ones."""
+    n = max(1, len(right), len(wrong))
+    fig, axes = plt.subplots(2, n, figsize=(n * 1.25, 3.4), squeeze=False)
+    for row, (indices, name) in enumerate(((right, "right"), (wrong, "wrong"))):
+        for j in range(n):
+            ax = axes[row, j]
+            if j >= len(indices):
+                ax.axis("off")
+                continue
+            i = int(indices[j])
+            _face(ax, pred.images[i], f"{pred.classes[int(pred.preds[i])]} {float(pred.confidence[i]):.0%}",
+                  "tab:green" if row == 0 else "tab:red")
+        axes[row, 0].set_ylabel(name, fontsize=9)
+    fig.suptitle(f"true {pred.classes[k]}: most confident right (top) and wrong (bottom) predictions", fontsize=10)
     fig.tight_layout()
     return fig
 

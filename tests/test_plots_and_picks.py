@@ -38,7 +38,7 @@ def test_every_figure_has_titles(pred):
     hist = [dict(epoch=e, train_loss=1 / e, train_acc=0.5, val_loss=1 / e, val_acc=0.6) for e in (1, 2, 3)]
     figs = [plots.class_counts({"train": {c: 10 for c in CLASSES}}), plots.per_class_f1(m["per_class"]),
             plots.reliability(calibration(pred)), plots.training_curves(hist),
-            plots.class_probabilities(pred, [0, 1]), plots.gallery(pred, [0, 1, 2], "gallery"),
+            plots.class_probabilities(pred, [0, 1]), plots.right_and_wrong(pred, 3, [6], [7]),
             plots.mean_faces(pred.images, pred.labels, CLASSES), plots.pixel_stats(pred.images, pred.labels, CLASSES)]
     for fig in figs:
         titled = [ax for ax in fig.axes if ax.get_title()] or ([fig] if fig._suptitle else [])
