@@ -125,6 +125,12 @@ def add_data_arg(s: argparse.ArgumentParser) -> None:
     s.add_argument("--data", help="FER-2013 folder, fer2013.csv or 'synthetic' (default: $FERNB_DATA, ./data/fer2013)")
 
 
+def add_checkpoint_arg(s: argparse.ArgumentParser) -> None:
+    """The --checkpoint option of the commands that use a trained model."""
+    s.add_argument("--checkpoint", help="checkpoint directory (default: $FERNB_CHECKPOINT, the packaged model, "
+                   "else runs/latest)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     from fernb import __version__
@@ -151,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", default=TrainConfig.model, help=f"fernet_s, fernet_m, fernet, fernet_l or any timm name "
                    f"(default {TrainConfig.model})")
     budget = s.add_mutually_exclusive_group()
-    budget.add_argument("--epochs", type=int, default=30, help="number of epochs (default 30)")
+    budget.add_argument("--epochs", type=int, default=TrainConfig.epochs,
+                        help=f"number of epochs (default {TrainConfig.epochs})")
     budget.add_argument("--minutes", type=float, help="a time budget instead of epochs; the schedule spans it")
     s.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     s.add_argument("--lr", type=float, default=TrainConfig.lr, help="peak learning rate of the one-cycle schedule")
@@ -168,20 +175,20 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("evaluate", help="score a checkpoint on one split")
     add_data_arg(s)
     s.add_argument("--split", default="test", help="train, val, test, publictest or privatetest (default test)")
-    s.add_argument("--checkpoint", help="checkpoint directory (default: the packaged model, else runs/latest)")
+    add_checkpoint_arg(s)
     s.add_argument("--tta", action="store_true", help="average each face with its mirror image")
     s.add_argument("--json", action="store_true", help="print JSON")
     s.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("predict", help="detect faces in photos and classify their expressions")
     s.add_argument("images", nargs="+", help="photo files (JPEG, PNG, ...)")
-    s.add_argument("--checkpoint", help="checkpoint directory (default: the packaged model, else runs/latest)")
+    add_checkpoint_arg(s)
     s.add_argument("--annotate", metavar="OUT_DIR", help="write each photo with boxes and labels drawn into OUT_DIR")
     s.add_argument("--json", action="store_true", help="print JSON: per image, every face's box and probabilities")
     s.set_defaults(func=cmd_predict)
 
     s = sub.add_parser("export", help="export a checkpoint to ONNX")
-    s.add_argument("--checkpoint", help="checkpoint directory (default: the packaged model, else runs/latest)")
+    add_checkpoint_arg(s)
     s.add_argument("--out", required=True, help="the .onnx file to write")
     s.set_defaults(func=cmd_export)
     return p

@@ -145,7 +145,7 @@ def lr_at(progress: float, peak: float, warmup: float) -> float:
 def fit(train: FERData, val: FERData | None, cfg: TrainConfig = TrainConfig(), out: str | Path | None = None,
         resume: bool = False, progress: bool = True) -> dict:
     """Train cfg.model on train, pick the epoch with the best val accuracy, save it to out; returns the run summary
-    (its "network" is the trained model: the EMA weights when EMA is on).
+    (its "network" is the model as training ended, EMA weights when EMA is on; out holds the best-val epoch).
 
     With cfg.minutes the LR schedule spans the budget (progress = elapsed time / budget), so training ends on
     time with the schedule finished. Every epoch writes the best-so-far checkpoint and a resume state to out.

@@ -142,3 +142,19 @@ def test_metrics_on_known_predictions():
     assert most_confused(pred) == [("disgust", "angry", 1)]
     cal = calibration(pred)
     assert cal["ece"] == pytest.approx(abs(0.75 - 0.94), abs=1e-6)
+
+
+def test_packaged_model_is_the_default(monkeypatch):
+    from fernb.evaluate import default_checkpoint, packaged_checkpoint
+    monkeypatch.delenv("FERNB_CHECKPOINT", raising=False)
+    assert packaged_checkpoint() is not None and default_checkpoint() == packaged_checkpoint()
+    model, meta = load_model()
+    assert meta["model"] == "fernet_m" and meta["metrics"]["val_acc"] > 0.6
+    assert (packaged_checkpoint() / checkpoint.WEIGHTS).stat().st_size < 10 * 2**20  # ships inside the package
+
+
+def test_packaged_model_on_real_test(real_root, monkeypatch):
+    monkeypatch.delenv("FERNB_CHECKPOINT", raising=False)
+    model, _ = load_model()
+    acc = predict(model, load(real_root, "test"), tta=True).accuracy
+    assert acc > 0.64, acc  # README reports 65.3% for the PublicTest half
