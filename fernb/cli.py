@@ -32,6 +32,7 @@ def cmd_download(args: argparse.Namespace) -> None:
 
 def cmd_train(args: argparse.Namespace) -> None:
     """Train a model on a source's train split, select on val, save a checkpoint directory."""
+    from fernb import checkpoint
     from fernb.data import load, read_pool
     from fernb.evaluate import RUNS_DEFAULT
     from fernb.train import TrainConfig, fit
@@ -44,6 +45,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     out = args.out or RUNS_DEFAULT
     summary = fit(train, val, cfg, out=out, resume=args.resume, progress=not args.json)
     summary.pop("network")
+    # so that `fernb evaluate --split val` later carves the very same hold-out
+    checkpoint.update_meta(out, holdout={"val_fraction": args.val_fraction, "seed": args.seed})
     if args.json:
         print(json.dumps(summary, indent=1))
     else:
@@ -57,7 +60,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from fernb.data import load
     from fernb.evaluate import load_model, metrics, predict
     model, meta = load_model(args.checkpoint)
-    data = load(args.data, args.split)
+    holdout = meta.get("holdout", {"val_fraction": 0.1, "seed": 0})  # train/val as the model was trained with
+    data = load(args.data, args.split, **holdout)
     m = metrics(predict(model, data, tta=args.tta))
     m.update(split=args.split, tta=args.tta, model=meta["model"], source=data.source)
     if args.json:

@@ -158,3 +158,14 @@ def test_packaged_model_on_real_test(real_root, monkeypatch):
     model, _ = load_model()
     acc = predict(model, load(real_root, "test"), tta=True).accuracy
     assert acc > 0.64, acc  # README reports 65.3% for the PublicTest half
+
+
+def test_evaluate_val_uses_the_holdout_the_model_was_trained_with(tmp_path, capsys):
+    assert main(["train", "--data", "synthetic", "--model", "fernet_s", "--epochs", "1", "--seed", "3",
+                 "--val-fraction", "0.2", "--out", str(tmp_path), "--json"]) == 0
+    trained = json.loads(capsys.readouterr().out)
+    assert checkpoint.read_meta(tmp_path)["holdout"] == {"val_fraction": 0.2, "seed": 3}
+    assert main(["evaluate", "--data", "synthetic", "--split", "val", "--checkpoint", str(tmp_path), "--json"]) == 0
+    m = json.loads(capsys.readouterr().out)
+    assert m["n"] == trained["n_val"]
+    assert m["accuracy"] == pytest.approx(trained["history"][-1]["val_acc"], abs=0.02)  # same faces, fp32 vs bf16
