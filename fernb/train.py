@@ -145,7 +145,7 @@ def lr_at(progress: float, peak: float, warmup: float) -> float:
 def fit(train: FERData, val: FERData | None, cfg: TrainConfig = TrainConfig(), out: str | Path | None = None,
         resume: bool = False, progress: bool = True) -> dict:
     """Train cfg.model on train, pick the epoch with the best val accuracy, save it to out; returns the run summary
-    (its "network" is the model as training ended, EMA weights when EMA is on; out holds the best-val epoch).
+    (its "network" is the best-val epoch's model, EMA weights when EMA is on; out holds the same weights).
 
     With cfg.minutes the LR schedule spans the budget (progress = elapsed time / budget), so training ends on
     time with the schedule finished. Every epoch writes the best-so-far checkpoint and a resume state to out.
@@ -183,6 +183,7 @@ def fit(train: FERData, val: FERData | None, cfg: TrainConfig = TrainConfig(), o
                 device=str(device), data=train.source, n_train=len(train), n_val=len(val) if val else 0,
                 config=cfg.to_dict())
     eval_seconds = len(val) / 2000 if val is not None else 0.0  # refined after the first epoch
+    best = None  # the kept (best-val) epoch's weights, returned as summary["network"]
     done = state["step"] >= total_steps if not budget else state["elapsed"] >= budget
     while not done:
         model.train()
@@ -248,11 +249,13 @@ def fit(train: FERData, val: FERData | None, cfg: TrainConfig = TrainConfig(), o
         state["elapsed"] = time.perf_counter() - t_start
         done = (state["elapsed"] + eval_seconds >= budget) if budget else state["step"] >= total_steps
         score = row.get("val_acc", epoch)  # without val, the last epoch is kept
-        if out is not None:
-            if score >= state["best_acc"]:
-                state["best_acc"] = score
+        if score >= state["best_acc"]:
+            state["best_acc"] = score
+            best = {k: v.detach().clone() for k, v in kept.state_dict().items()}
+            if out is not None:
                 metrics = {k: row[k] for k in ("epoch", "val_acc", "val_loss") if k in row}
                 checkpoint.save(out, kept, {**meta, "metrics": metrics, "history": state["history"]})
+        if out is not None:
             _save_state(out / STATE, model, ema, opt, (gen, augment.g), state)
         if progress:
             tqdm.write(_format_row(row, cfg))
@@ -261,7 +264,13 @@ def fit(train: FERData, val: FERData | None, cfg: TrainConfig = TrainConfig(), o
     if out is not None:
         # the kept epoch's checkpoint gets the whole run's history, for the curves
         checkpoint.update_meta(out, history=state["history"], seconds=state["elapsed"])
-    summary["network"] = ema.module if ema is not None else model
+    if best is None and out is not None:  # resumed, and no new epoch beat the saved one: that one is the best
+        network, _ = checkpoint.load(out, device)
+    else:
+        network = copy.deepcopy(ema.module if ema is not None else model)
+        if best is not None:
+            network.load_state_dict(best)
+    summary["network"] = network.eval()
     return summary
 
 

@@ -169,3 +169,11 @@ def test_evaluate_val_uses_the_holdout_the_model_was_trained_with(tmp_path, caps
     m = json.loads(capsys.readouterr().out)
     assert m["n"] == trained["n_val"]
     assert m["accuracy"] == pytest.approx(trained["history"][-1]["val_acc"], abs=0.02)  # same faces, fp32 vs bf16
+
+
+def test_fit_without_out_returns_the_best_val_epoch(synth):
+    run = fit(synth["train"], synth["val"], TrainConfig(epochs=4, **FAST), progress=False)
+    best = max(r["val_acc"] for r in run["history"])
+    assert run["best_val_acc"] == best
+    acc = predict(run["network"], synth["val"]).accuracy
+    assert acc == pytest.approx(best, abs=0.02)  # fp32 here, training's precision there
