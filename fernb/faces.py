@@ -88,7 +88,8 @@ def crop(photo: np.ndarray, box: tuple[int, int, int, int], margin: float = MARG
 
 def detect_and_crop(photo: np.ndarray) -> list[Face]:
     """Every face in a photo, with its 48x48 crop."""
-    return [Face(b, crop(photo, b)) for b in detect(photo)]
+    grey = to_grey(photo)  # once, not again in detect and in every crop
+    return [Face(b, crop(grey, b)) for b in detect(grey)]
 
 
 def predict_faces(model, photo: np.ndarray, classes) -> list[dict]:
