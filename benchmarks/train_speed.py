@@ -1,5 +1,6 @@
 """Training throughput, in one process: (a) the original notebook's pipeline, (b) fernb's with the same model,
-(c) fernb's default model. Prints images/s and the ratios.
+(c) fernb's default models: the recipe's (fernet_l) and the one `--minutes 5` picks on a CPU (fernet_s).
+Prints images/s and the ratios.
 
     python benchmarks/train_speed.py --data ../shared/fer2013
 """
@@ -15,7 +16,9 @@ import torch
 from PIL import Image
 
 from fernb.data import CLASSES, FERData, load, read_pool
-from fernb.train import TrainConfig, fit
+from fernb.train import RECIPE_MODEL, TrainConfig, fit, resolve_model
+
+CPU = torch.device("cpu")
 
 
 def original_pipeline(root: Path, steps: int) -> float:
@@ -67,7 +70,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=None, help="FER-2013 folder or csv (default: $FERNB_DATA, ./data/fer2013)")
     p.add_argument("--steps", type=int, default=30, help="timed batches per pipeline")
-    p.add_argument("--default-model", default=TrainConfig().model)
+    p.add_argument("--default-model", nargs="+", default=[RECIPE_MODEL, resolve_model(TrainConfig(minutes=5), CPU)])
     args = p.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     with tempfile.TemporaryDirectory() as tmp:
@@ -76,9 +79,10 @@ def main() -> None:
     train = load(args.data, "train")
     b, prec_b = fernb_pipeline(train, "efficientnet_b0", args.steps)
     print(f"(b) fernb pipeline, efficientnet_b0 ({prec_b}):     {b:7.0f} img/s   (b)/(a) = {b / a:.1f}")
-    c, prec_c = fernb_pipeline(train, args.default_model, args.steps)
-    print(f"(c) fernb pipeline, {args.default_model} ({prec_c}):{' ' * max(0, 17 - len(args.default_model))}"
-          f"{c:7.0f} img/s   (c)/(a) = {c / a:.1f}")
+    for name in args.default_model:
+        c, prec_c = fernb_pipeline(train, name, args.steps)
+        print(f"(c) fernb pipeline, {name} ({prec_c}):{' ' * max(0, 17 - len(name))}{c:7.0f} img/s   "
+              f"(c)/(a) = {c / a:.1f}")
 
 
 if __name__ == "__main__":

@@ -27,11 +27,14 @@ def _atomic_write(path: Path, write) -> None:
     os.replace(tmp, path)
 
 
-def save(out: str | Path, model: torch.nn.Module, meta: dict) -> Path:
-    """Save model weights and metadata (architecture, classes, normalisation, config, metrics...) to a directory."""
+def save(out: str | Path, model: torch.nn.Module, meta: dict, dtype: torch.dtype | None = None) -> Path:
+    """Save model weights and metadata (architecture, classes, normalisation, config, metrics...) to a directory;
+    dtype=torch.float16 stores the float tensors at half the size (load() gives float32 back)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     meta = {**meta, "fernb_version": fernb.__version__, "torch_version": torch.__version__}
     _atomic_write(out / WEIGHTS, lambda p: save_file(state, str(p)))
     _atomic_write(out / CONFIG, lambda p: p.write_text(json.dumps(meta, indent=1)))
@@ -69,6 +72,7 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn
         raise CheckpointError(f"{path / WEIGHTS}: unreadable or truncated ({str(e)[:80]}); the checkpoint is "
                               "damaged, train it again") from None
     model = create_model(meta["model"], num_classes=len(meta["classes"]), in_chans=meta.get("in_chans", 1))
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}  # a half-size checkpoint
     try:
         model.load_state_dict(state)
     except RuntimeError as e:

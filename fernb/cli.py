@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from fernb.data import FernbError
@@ -67,7 +68,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(m, indent=1))
         return
-    print(f"{meta['model']} on {data.source} [{args.split}{', flip TTA' if args.tta else ''}]: "
+    print(f"{meta['model']} on {data.source} [{args.split}{f', {args.tta} TTA' if args.tta else ''}]: "
           f"accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}, n={m['n']}")
     print("class".ljust(10) + "precision".rjust(10) + "recall".rjust(8) + "f1".rjust(8) + "n".rjust(6))
     for c, r in m["per_class"].items():
@@ -158,8 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("train", help="train a model; the kept epoch is chosen on val")
     add_data_arg(s)
-    s.add_argument("--model", default=TrainConfig.model, help=f"fernet_s, fernet_m, fernet, fernet_l or any timm name "
-                   f"(default {TrainConfig.model})")
+    s.add_argument("--model", default=TrainConfig.model, help="fernet_s, fernet_m, fernet, fernet_l or any timm name "
+                   "(default auto: fernet_l, the default recipe; with a short --minutes budget on a CPU, the widest "
+                   "FERNet that still gets ~40 epochs)")
     budget = s.add_mutually_exclusive_group()
     budget.add_argument("--epochs", type=int, default=TrainConfig.epochs,
                         help=f"number of epochs (default {TrainConfig.epochs})")
@@ -180,7 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_arg(s)
     s.add_argument("--split", default="test", help="train, val, test, publictest or privatetest (default test)")
     add_checkpoint_arg(s)
-    s.add_argument("--tta", action="store_true", help="average each face with its mirror image")
+    s.add_argument("--tta", nargs="?", const="flip", choices=["flip", "shift"],
+                   help="average each face with its mirror image (flip, the default) and with both shifted by 2 px "
+                        "up, down, left and right (shift: 10 views)")
     s.add_argument("--json", action="store_true", help="print JSON")
     s.set_defaults(func=cmd_evaluate)
 
@@ -209,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("fernb: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `fernb evaluate | head`: the reader left, which is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's recipe: no second error at exit
+        return 0
 
 
 if __name__ == "__main__":

@@ -66,9 +66,10 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
     return checkpoint.load(path or default_checkpoint(), device)
 
 
-def predict(model: torch.nn.Module, data: FERData, tta: bool = False, batch_size: int = 512) -> Predictions:
-    """Probabilities for every face of a split; tta=True averages each face with its mirror image."""
-    logits = run_model(model, data.images, batch_size=batch_size, flip=tta)
+def predict(model: torch.nn.Module, data: FERData, tta: str | bool | None = None, batch_size: int = 512) -> Predictions:
+    """Probabilities for every face of a split; tta averages views of each face: "flip" (or True) with its mirror,
+    "shift" also with both shifted by 2 px in four directions (see fernb.train.tta_views)."""
+    logits = run_model(model, data.images, batch_size=batch_size, tta=tta)
     return Predictions(logits.softmax(-1), data.labels.clone(), tuple(data.classes), data.images)
 
 

@@ -100,7 +100,7 @@ def predict_faces(model, photo: np.ndarray, classes) -> list[dict]:
     faces = detect_and_crop(photo)
     if not faces:
         return []
-    probs = run_model(model, torch.from_numpy(np.stack([f.crop for f in faces])), flip=True).softmax(-1)
+    probs = run_model(model, torch.from_numpy(np.stack([f.crop for f in faces])), tta="flip").softmax(-1)
     return [{"box": list(f.box), "label": classes[int(p.argmax())],
              "probs": {c: round(float(v), 5) for c, v in zip(classes, p)}} for f, p in zip(faces, probs)]
 

@@ -26,8 +26,8 @@ STATE = "resume.pt"  # training state for --resume: tensors and plain values, re
 class TrainConfig:
     """Everything that defines a training run; saved into the checkpoint's config.json."""
 
-    model: str = "fernet_s"  # the most accurate of our models for a 5-minute CPU budget (see README)
-    epochs: int = 30
+    model: str = "auto"  # auto: the default recipe's model, fernet_l, or a smaller FERNet for a short CPU budget
+    epochs: int = 60
     minutes: float | None = None  # a time budget: the LR schedule spans it, and training ends on time
     batch_size: int = 256
     lr: float = 4e-3
@@ -57,6 +57,21 @@ class TrainConfig:
 
 class BudgetError(FernbError, ValueError):
     """A time budget too short to train even one epoch."""
+
+
+RECIPE_MODEL = "fernet_l"  # the default recipe's model (README: results)
+# For a CPU time budget, the widest FERNet that still gets ~40 epochs on a 2-core laptop CPU
+# (fernet_s 16 s, fernet_m 40 s, fernet_l 100 s an epoch): (up to this many minutes, model)
+CPU_BUDGET_MODELS = ((25, "fernet_s"), (60, "fernet_m"))
+
+
+def resolve_model(cfg: TrainConfig, device: torch.device) -> str:
+    """cfg.model, with 'auto' replaced by the recipe's model, or a smaller one for a short budget on a CPU."""
+    if cfg.model != "auto":
+        return cfg.model
+    if cfg.minutes is None or device.type != "cpu":
+        return RECIPE_MODEL
+    return next((name for limit, name in CPU_BUDGET_MODELS if cfg.minutes <= limit), RECIPE_MODEL)
 
 
 # ---------------------------------------------------------------- device and precision
@@ -111,19 +126,36 @@ def pick_precision(model, x, y, device: torch.device, precision: str = "auto") -
 # ---------------------------------------------------------------- inference used by fit and evaluate
 
 
+TTA = {None: 0, False: 0, True: 0, "flip": 0, "shift": 2}  # TTA mode -> pixel shift (flips in every mode but None)
+
+
+def tta_views(x: torch.Tensor, tta: str | bool | None) -> list[torch.Tensor]:
+    """The views of a normalised batch that TTA averages: itself; + its mirror ('flip', True); + both shifted by
+    2 px up, down, left and right ('shift', 10 views: airbench-style, a cheap stand-in for ten-crop)."""
+    if tta not in TTA:
+        raise ValueError(f"unknown TTA mode {tta!r}; use one of flip, shift or None")
+    views = [x] if not tta else [x, x.flip(-1)]
+    d, (h, w) = TTA[tta], x.shape[-2:]
+    if d:
+        padded = F.pad(x, (d, d, d, d), mode="replicate")  # replicate: no black borders the model never saw
+        for dx, dy in ((d, 0), (-d, 0), (0, d), (0, -d)):
+            v = padded[..., d + dy:d + dy + h, d + dx:d + dx + w]
+            views += [v, v.flip(-1)]
+    return views
+
+
 @torch.no_grad()
 def run_model(model: torch.nn.Module, images: torch.Tensor, batch_size: int = 512, device=None,
-              precision: str = "fp32", flip: bool = False) -> torch.Tensor:
-    """Logits [N, C] (float32, on the CPU) for uint8 images [N, 48, 48]; flip=True averages with the mirror."""
+              precision: str = "fp32", tta: str | bool | None = None) -> torch.Tensor:
+    """Logits [N, C] (float32, on the CPU) for uint8 images [N, 48, 48], averaged over the TTA views."""
     device = device or next(model.parameters()).device
     model.eval()
     out = []
     for i in range(0, len(images), batch_size):
         x = to_input(images[i:i + batch_size].to(device), channels_last=True)
         with autocast(device, precision):
-            logits = model(x).float()
-            if flip:
-                logits = (logits + model(x.flip(-1)).float()) / 2
+            views = tta_views(x, tta)
+            logits = sum(model(v.contiguous(memory_format=torch.channels_last)).float() for v in views) / len(views)
         out.append(logits.cpu())
     return torch.cat(out) if out else torch.empty(0, 0)
 
@@ -153,6 +185,7 @@ def fit(train: FERData, val: FERData | None, cfg: TrainConfig = TrainConfig(), o
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     device = pick_device(cfg.device)
+    cfg = replace(cfg, model=resolve_model(cfg, device))
     model = create_model(cfg.model, num_classes=len(train.classes), pretrained=cfg.pretrained)
     model = model.to(device, memory_format=torch.channels_last)
     ema = ModelEmaV3(model, decay=cfg.ema_decay, use_warmup=True) if cfg.ema_decay > 0 else None
@@ -173,8 +206,7 @@ def fit(train: FERData, val: FERData | None, cfg: TrainConfig = TrainConfig(), o
     if resume and out is not None and (out / STATE).exists():
         state = _load_state(out / STATE, model, ema, opt, gen, augment.g)
     t_start = time.perf_counter() - state["elapsed"]  # the budget counts everything from here, across resumes
-    x0 = to_input(images[:bs], channels_last=True)
-    precision = pick_precision(model, x0, labels[:bs], device, cfg.precision)
+    precision = pick_precision(model, to_input(images[:bs], channels_last=True), labels[:bs], device, cfg.precision)
     scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
     total_steps = cfg.epochs * steps_per_epoch
     budget = cfg.minutes * 60 if cfg.minutes else None
@@ -193,30 +225,14 @@ def fit(train: FERData, val: FERData | None, cfg: TrainConfig = TrainConfig(), o
         perm = torch.randperm(len(labels), generator=gen).to(device)
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}", disable=not progress, leave=False)
         for i in bar:
-            elapsed = time.perf_counter() - t_start
-            p = min(1.0, (elapsed + eval_seconds) / budget) if budget else state["step"] / total_steps
+            p = min(1.0, (time.perf_counter() - t_start + eval_seconds) / budget) if budget else state["step"] / total_steps
             if p >= 1.0:
                 break
             for g in opt.param_groups:
                 g["lr"] = lr_at(p, cfg.lr, cfg.warmup)
             idx = perm[i * bs:(i + 1) * bs]
             x, y = augment(to_input(images[idx])).contiguous(memory_format=torch.channels_last), labels[idx]
-            if mix:
-                x, target = mix(x, y)
-            with autocast(device, precision):
-                logits = model(x)
-                if mix:
-                    loss = torch.sum(-target * F.log_softmax(logits.float(), -1), -1).mean()
-                else:
-                    loss = F.cross_entropy(logits.float(), y, weight=weight, label_smoothing=cfg.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            if scaler:
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-            else:
-                loss.backward()
-                opt.step()
+            loss, logits = _step(model, opt, scaler, x, y, mix, weight, cfg.label_smoothing, device, precision)
             if ema is not None:
                 ema.update(model, step=state["step"])
             state["step"] += 1
@@ -233,15 +249,12 @@ def fit(train: FERData, val: FERData | None, cfg: TrainConfig = TrainConfig(), o
         if epoch == 1 and seen < steps_per_epoch * bs:
             tqdm.write(f"fernb: the {cfg.minutes} min budget ended after {seen // bs} of {steps_per_epoch} steps of "
                        "the first epoch; the checkpoint is usable but undertrained: give more --minutes")
-        train_seconds = time.perf_counter() - t_epoch
-        t_eval = time.perf_counter()
+        train_seconds, t_eval = time.perf_counter() - t_epoch, time.perf_counter()
         row = dict(epoch=epoch, steps=seen // bs, train_loss=loss_sum.item() / seen, train_acc=correct.item() / seen,
                    images_per_s=seen / train_seconds, lr=opt.param_groups[0]["lr"])
         kept = ema.module if ema is not None else model
         if val is not None and len(val):
-            logits = run_model(kept, val.images, device=device, precision=precision)
-            row["val_loss"] = F.cross_entropy(logits, val.labels).item()
-            row["val_acc"] = (logits.argmax(-1) == val.labels).float().mean().item()
+            row.update(_val_scores(kept, val, device, precision))
             eval_seconds = time.perf_counter() - t_eval
         row["seconds"] = time.perf_counter() - t_epoch
         state["history"].append(row)
@@ -264,14 +277,46 @@ def fit(train: FERData, val: FERData | None, cfg: TrainConfig = TrainConfig(), o
     if out is not None:
         # the kept epoch's checkpoint gets the whole run's history, for the curves
         checkpoint.update_meta(out, history=state["history"], seconds=state["elapsed"])
-    if best is None and out is not None:  # resumed, and no new epoch beat the saved one: that one is the best
-        network, _ = checkpoint.load(out, device)
-    else:
-        network = copy.deepcopy(ema.module if ema is not None else model)
-        if best is not None:
-            network.load_state_dict(best)
-    summary["network"] = network.eval()
+    summary["network"] = _kept_network(best, ema.module if ema is not None else model, out, device)
     return summary
+
+
+def _step(model, opt, scaler, x, y, mix, weight, label_smoothing: float, device, precision: str):
+    """One optimisation step on a batch; returns (loss, logits)."""
+    if mix:
+        x, target = mix(x, y)
+    with autocast(device, precision):
+        logits = model(x)
+        if mix:
+            loss = torch.sum(-target * F.log_softmax(logits.float(), -1), -1).mean()
+        else:
+            loss = F.cross_entropy(logits.float(), y, weight=weight, label_smoothing=label_smoothing)
+    opt.zero_grad(set_to_none=True)
+    if scaler:
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+    else:
+        loss.backward()
+        opt.step()
+    return loss, logits
+
+
+def _val_scores(model, val: FERData, device, precision: str) -> dict:
+    """Val loss and accuracy of the model that would be kept."""
+    logits = run_model(model, val.images, device=device, precision=precision)
+    return dict(val_loss=F.cross_entropy(logits, val.labels).item(),
+                val_acc=(logits.argmax(-1) == val.labels).float().mean().item())
+
+
+def _kept_network(best: dict | None, last: torch.nn.Module, out: Path | None, device) -> torch.nn.Module:
+    """The best-val epoch's model: from this run's weights, or from out when a resumed run beat nothing."""
+    if best is None and out is not None:
+        return checkpoint.load(out, device)[0]
+    network = copy.deepcopy(last)
+    if best is not None:
+        network.load_state_dict(best)
+    return network.eval()
 
 
 def _format_row(row: dict, cfg: TrainConfig) -> str:

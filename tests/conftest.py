@@ -11,7 +11,7 @@ from PIL import Image
 from fernb.data import CLASSES
 from fernb.synthetic import synthetic_faces
 
-REAL_DATA = Path(os.environ.get("FERNB_DATA", Path(__file__).resolve().parents[2] / "shared" / "fer2013"))
+REAL_DATA = Path(os.environ.get("FERNB_DATA", Path(__file__).resolve().parents[2] / "shared" / "fer2013")).resolve()
 
 
 def write_folder(root: Path, per_class: int = 4, splits=("train", "test"), seed: int = 0,
