@@ -32,6 +32,7 @@ def main() -> None:
     """Run the chosen notebooks (default: all) in order, in place."""
     if not os.environ.get("FERNB_DATA"):
         sys.exit("set FERNB_DATA to the FER-2013 folder: committed outputs come from the real data")
+    os.environ["FERNB_DATA"] = str(Path(os.environ["FERNB_DATA"]).resolve())  # the notebooks run in notebooks/
     os.environ.pop("FERNB_NOTEBOOK_TEST", None)
     os.environ.pop("FERNB_CHECKPOINT", None)
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
