@@ -225,7 +225,8 @@ def fit(train: FERData, val: FERData | None, cfg: TrainConfig = TrainConfig(), o
         perm = torch.randperm(len(labels), generator=gen).to(device)
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}", disable=not progress, leave=False)
         for i in bar:
-            p = min(1.0, (time.perf_counter() - t_start + eval_seconds) / budget) if budget else state["step"] / total_steps
+            elapsed = time.perf_counter() - t_start
+            p = min(1.0, (elapsed + eval_seconds) / budget) if budget else state["step"] / total_steps
             if p >= 1.0:
                 break
             for g in opt.param_groups:

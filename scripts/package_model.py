@@ -25,8 +25,7 @@ def main() -> None:
     p.add_argument("--out", default=str(PACKAGED))
     args = p.parse_args()
     model, meta = checkpoint.load(args.run)
-    out = checkpoint.save(args.out, model, {k: v for k, v in meta.items() if k not in ("fernb_version", "torch_version")},
-                          dtype=torch.float16)
+    out = checkpoint.save(args.out, model, meta, dtype=torch.float16)  # save() stamps this fernb's and torch's versions
     size = (out / checkpoint.WEIGHTS).stat().st_size / 1e6
     print(f"{meta['model']} from {args.run} -> {out} ({size:.1f} MB of float16 weights)")
 
