@@ -50,18 +50,21 @@ def model_names() -> list[str]:
     return list(FERNETS) + timm.list_models()
 
 
-def create_model(name: str = "fernet", num_classes: int = 7, in_chans: int = 1, pretrained: bool = False) -> nn.Module:
-    """Build a model by name: a FERNet size, or any timm architecture (e.g. 'efficientnet_b0')."""
+def create_model(name: str = "fernet", num_classes: int = 7, in_chans: int = 1, pretrained: bool = False,
+                 drop: float | None = None) -> nn.Module:
+    """Build a model by name: a FERNet size, or any timm architecture (e.g. 'efficientnet_b0'); drop: head dropout."""
     if name in FERNETS:
         if pretrained:
             raise ModelError(f"{name} has no pretrained weights; train it (fernb train) or use the packaged checkpoint")
-        return FERNet(FERNETS[name], num_classes=num_classes, in_chans=in_chans)
+        kw = {} if drop is None else {"drop": drop}
+        return FERNet(FERNETS[name], num_classes=num_classes, in_chans=in_chans, **kw)
     if name not in timm.list_models():
         close = difflib.get_close_matches(name, model_names(), n=4, cutoff=0.6)
         hint = f"did you mean {', '.join(close)}?" if close else "see fernb.models.model_names()"
         raise ModelError(f"unknown model {name!r}; {hint}")
     try:
-        return timm.create_model(name, pretrained=pretrained, num_classes=num_classes, in_chans=in_chans)
+        extra = {} if drop is None else {"drop_rate": drop}
+        return timm.create_model(name, pretrained=pretrained, num_classes=num_classes, in_chans=in_chans, **extra)
     except (OSError, RuntimeError, ValueError) as e:  # hub unreachable, no weights for this name, ...
         if not pretrained:
             raise

@@ -35,6 +35,7 @@ class TrainConfig:
     warmup: float = 0.03  # fraction of the run spent warming the LR up
     label_smoothing: float = 0.1
     ema_decay: float = 0.999  # EMA of the weights, evaluated and kept; 0 turns it off
+    drop: float | None = None  # dropout before the classifier; None: the model's own default (FERNet 0.2)
     class_weights: bool = False  # weight the loss by inverse class frequency (disgust is 1.5% of train)
     augment: AugmentConfig = field(default_factory=lambda: DEFAULT)
     pretrained: bool = False
@@ -186,7 +187,7 @@ def fit(train: FERData, val: FERData | None, cfg: TrainConfig = TrainConfig(), o
     random.seed(cfg.seed)
     device = pick_device(cfg.device)
     cfg = replace(cfg, model=resolve_model(cfg, device))
-    model = create_model(cfg.model, num_classes=len(train.classes), pretrained=cfg.pretrained)
+    model = create_model(cfg.model, num_classes=len(train.classes), pretrained=cfg.pretrained, drop=cfg.drop)
     model = model.to(device, memory_format=torch.channels_last)
     ema = ModelEmaV3(model, decay=cfg.ema_decay, use_warmup=True) if cfg.ema_decay > 0 else None
     from timm.optim import create_optimizer_v2  # AdamW with no weight decay on norms and biases

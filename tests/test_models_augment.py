@@ -17,6 +17,12 @@ def test_models_take_grey_48px_faces(name):
         assert model(torch.randn(2, 1, 48, 48)).shape == (2, 7)
 
 
+def test_drop_sets_the_head_dropout_of_fernets_and_timm_models():
+    assert create_model("fernet_s").head[2].p == 0.2  # FERNet's own default
+    assert create_model("fernet_s", drop=0.5).head[2].p == 0.5
+    assert create_model("resnet18", drop=0.5).drop_rate == 0.5
+
+
 def test_unknown_model_suggests_close_names():
     with pytest.raises(ModelError, match="did you mean.*efficientnet_b0"):
         create_model("efficientnet-b0")
@@ -56,10 +62,19 @@ def test_rotation_moves_pixels_but_keeps_shape():
     assert y.shape == x.shape and (y - x).abs().mean() > 0.05
 
 
+def test_crop_takes_an_unscaled_window_inside_the_face():
+    ramp = torch.arange(48.0).expand(4, 1, 48, 48)  # pixel value = column index
+    y = BatchAugment(AugmentConfig(crop=40).only("crop"), seed=3)(ramp)
+    assert y.shape == (4, 1, 40, 40)
+    assert torch.allclose(y.diff(dim=-1), torch.ones(()), atol=1e-3)  # one column per column: cropped, not resized
+    left = y[:, 0, 0, 0]
+    assert (left >= 0).all() and (left <= 8).all() and left.unique().numel() > 1  # windows differ and stay inside
+
+
 def test_preview_and_training_share_the_defaults():
     assert TrainConfig().augment is DEFAULT
     out = preview(faces(1)[0], n=5)
-    assert out.shape == (5, 48, 48) and out.dtype == torch.uint8
+    assert out.shape == (5, DEFAULT.crop or 48, DEFAULT.crop or 48) and out.dtype == torch.uint8
 
 
 def test_mixup_gives_soft_targets():
