@@ -17,6 +17,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
+from fernb.data import load, read_pool
+from fernb.train import TrainConfig, fit, run_model
+
 # name: changes to TrainConfig(); "augment" holds changes to AugmentConfig
 VARIANTS = {
     "base": {},
@@ -43,7 +46,6 @@ VARIANTS = {
 
 def config_for(name: str, epochs: int | None = None, minutes: float | None = None):
     """TrainConfig() with the variant's changes, and optionally other epochs or a time budget."""
-    from fernb.train import TrainConfig
     change = dict(VARIANTS[name])
     cfg = TrainConfig()
     aug = replace(cfg.augment, **change.pop("augment", {}))
@@ -54,8 +56,6 @@ def config_for(name: str, epochs: int | None = None, minutes: float | None = Non
 
 def run_one(name: str, data: str | None, epochs: int | None, minutes: float | None) -> dict:
     """Train one variant; its best val accuracy, plain and with flip TTA, and where it peaked."""
-    from fernb.data import load, read_pool
-    from fernb.train import fit, run_model
     pool = read_pool(data)
     train, val = load(split="train", pool=pool), load(split="val", pool=pool)
     run = fit(train, val, config_for(name, epochs, minutes), progress=False)
@@ -82,7 +82,6 @@ def main() -> None:
     if args.one:
         print(json.dumps(run_one(args.one, args.data, args.epochs, args.minutes)))
         return
-    from fernb.data import read_pool
     read_pool(args.data)  # decode once and fill the cache before the workers start
     results, t0 = [], time.time()
 

@@ -228,3 +228,18 @@ def test_same_seed_trains_the_same_weights(synth):
     a, b, c = weights(0), weights(0), weights(1)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not torch.equal(a["head.3.weight"], c["head.3.weight"])
+
+
+def test_recipe_search_variants_change_only_what_they_name():
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).parents[1] / "benchmarks" / "recipe_search.py"
+    spec = importlib.util.spec_from_file_location("recipe_search", path)
+    search = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(search)
+    for name in search.VARIANTS:  # a misspelt field would raise here
+        search.config_for(name)
+    cfg = search.config_for("mixup_cutmix_drop50", minutes=5)
+    assert (cfg.drop, cfg.augment.mixup, cfg.augment.cutmix, cfg.minutes) == (0.5, 0.2, 1.0, 5)
+    assert cfg.augment.degrees == TrainConfig().augment.degrees and cfg.lr == TrainConfig().lr
+    assert search.config_for("base") == TrainConfig()
