@@ -3,7 +3,7 @@
 Each variant changes a few fields of TrainConfig() (the default recipe); test is never read. Each variant runs in a
 process of its own, --jobs at a time; on a 2-core CPU keep --jobs 1 (two runs at once each go 3.5x slower).
 
-    python benchmarks/recipe_search.py --data ../shared/fer2013 --jobs 12 --json runs/search.json
+    python benchmarks/recipe_search.py --data ../shared/fer2013 --only base drop50 --json runs/search.json
     python benchmarks/recipe_search.py --data ../shared/fer2013 --only base mixup --epochs 10
 """
 from __future__ import annotations

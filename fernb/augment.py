@@ -28,9 +28,7 @@ class AugmentConfig:
 
     def only(self, name: str) -> "AugmentConfig":
         """This config with every augmentation but `name` switched off (for the preview)."""
-        off = dict(flip=0.0, degrees=0.0, scale=(1.0, 1.0), translate=0.0, erasing=0.0, mixup=0.0, cutmix=0.0, crop=0)
-        off[name] = getattr(self, name)
-        return replace(self, **off)
+        return replace(NONE, **{name: getattr(self, name)})
 
     def to_dict(self) -> dict:
         """Plain dict for JSON."""
