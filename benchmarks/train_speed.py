@@ -1,6 +1,6 @@
 """Training throughput, in one process: (a) the original notebook's pipeline, (b) fernb's with the same model,
 (c) fernb's default models: the recipe's (fernet_l) and the one `--minutes 5` picks on a CPU (fernet_s).
-Prints images/s and the ratios.
+Prints images/s and the ratios, and (b)'s ceiling: efficientnet_b0's own training steps with no data pipeline at all.
 
     python benchmarks/train_speed.py --data ../shared/fer2013
 """
@@ -53,6 +53,22 @@ def fernb_pipeline(train: FERData, model: str, steps: int) -> tuple[float, str]:
     return run["history"][0]["images_per_s"], run["precision"]
 
 
+def model_alone(name: str, batch: int, steps: int) -> float:
+    """The ceiling of any pipeline for a model: its fp32 train steps on one fixed in-memory batch, nothing else."""
+    model = timm.create_model(name, num_classes=7, in_chans=1).train().to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters())
+    x = torch.randn(batch, 1, 48, 48).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 7, (batch,))
+    for i in range(steps + 2):
+        if i == 2:
+            t = time.perf_counter()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return batch * steps / (time.perf_counter() - t)
+
+
 def as_folder(data: str | None, tmp: Path) -> Path:
     """The source itself when it is a folder layout, else its train images written out as JPEGs."""
     pool = read_pool(data)
@@ -79,6 +95,9 @@ def main() -> None:
     train = load(args.data, "train")
     b, prec_b = fernb_pipeline(train, "efficientnet_b0", args.steps)
     print(f"(b) fernb pipeline, efficientnet_b0 ({prec_b}):     {b:7.0f} img/s   (b)/(a) = {b / a:.1f}")
+    ceiling = model_alone("efficientnet_b0", TrainConfig().batch_size, args.steps // 3)
+    print(f"    efficientnet_b0 alone, no data at all (fp32): {ceiling:7.0f} img/s   the most (b) can be: "
+          f"{ceiling / a:.1f}x (a)")
     for name in args.default_model:
         c, prec_c = fernb_pipeline(train, name, args.steps)
         print(f"(c) fernb pipeline, {name} ({prec_c}):{' ' * max(0, 17 - len(name))}{c:7.0f} img/s   "
