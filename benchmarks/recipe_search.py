@@ -41,6 +41,7 @@ VARIANTS = {
     "crop40_fernet_m": {"model": "fernet_m", "augment": {"crop": 40}},
     "fernet_m_150ep": {"model": "fernet_m", "epochs": 150},  # about fernet_l's CPU time for 60 epochs
     "fernet_100ep": {"model": "fernet", "epochs": 100},
+    "pskd": {"self_distill": 0.8},  # PS-KD's own weight
 }
 
 

@@ -37,6 +37,7 @@ class TrainConfig:
     ema_decay: float = 0.999  # EMA of the weights, evaluated and kept; 0 turns it off
     drop: float | None = None  # dropout before the classifier; None: the model's own default (FERNet 0.2)
     class_weights: bool = False  # weight the loss by inverse class frequency (disgust is 1.5% of train)
+    self_distill: float = 0.0  # PS-KD: targets blend in the model's last-epoch predictions, up to this weight at the end
     augment: AugmentConfig = field(default_factory=lambda: DEFAULT)
     pretrained: bool = False
     seed: int = 0
@@ -46,14 +47,6 @@ class TrainConfig:
     def to_dict(self) -> dict:
         """Plain dict for JSON."""
         return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        """Rebuild from to_dict()'s output."""
-        d = dict(d)
-        aug = d.pop("augment", {})
-        aug = AugmentConfig(**{**aug, "scale": tuple(aug.get("scale", DEFAULT.scale))})
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__}, augment=aug)
 
 
 class BudgetError(FernbError, ValueError):
@@ -202,10 +195,16 @@ def fit(train: FERData, val: FERData | None, cfg: TrainConfig = TrainConfig(), o
     mix = mixer(cfg.augment, len(train.classes), cfg.label_smoothing)
     gen = torch.Generator().manual_seed(cfg.seed)
     augment = BatchAugment(cfg.augment, cfg.seed, device)
-    state = dict(epoch=0, step=0, elapsed=0.0, history=[], best_acc=-1.0)
+    # PS-KD (Kim et al. 2021): each face's softmax from the previous epoch, a free teacher against FER's label noise
+    n_cls = len(train.classes)
+    soft = torch.full((len(labels), n_cls), 1 / n_cls, device=device) if cfg.self_distill else None
+    state = dict(epoch=0, step=0, elapsed=0.0, history=[], best_acc=-1.0, soft=soft)
     out = Path(out) if out is not None else None
     if resume and out is not None and (out / STATE).exists():
         state = _load_state(out / STATE, model, ema, opt, gen, augment.g)
+        if soft is not None and state["soft"] is not None:
+            soft.copy_(state["soft"])
+        state["soft"] = soft
     t_start = time.perf_counter() - state["elapsed"]  # the budget counts everything from here, across resumes
     precision = pick_precision(model, to_input(images[:bs], channels_last=True), labels[:bs], device, cfg.precision)
     scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
@@ -234,7 +233,10 @@ def fit(train: FERData, val: FERData | None, cfg: TrainConfig = TrainConfig(), o
                 g["lr"] = lr_at(p, cfg.lr, cfg.warmup)
             idx = perm[i * bs:(i + 1) * bs]
             x, y = augment(to_input(images[idx])).contiguous(memory_format=torch.channels_last), labels[idx]
-            loss, logits = _step(model, opt, scaler, x, y, mix, weight, cfg.label_smoothing, device, precision)
+            target = _distill_target(y, soft, idx, cfg, p) if soft is not None and state["epoch"] else None
+            loss, logits = _step(model, opt, scaler, x, y, mix, weight, cfg.label_smoothing, device, precision, target)
+            if soft is not None:
+                soft[idx] = logits.detach().float().softmax(-1)
             if ema is not None:
                 ema.update(model, step=state["step"])
             state["step"] += 1
@@ -283,13 +285,20 @@ def fit(train: FERData, val: FERData | None, cfg: TrainConfig = TrainConfig(), o
     return summary
 
 
-def _step(model, opt, scaler, x, y, mix, weight, label_smoothing: float, device, precision: str):
-    """One optimisation step on a batch; returns (loss, logits)."""
+def _distill_target(y, soft, idx, cfg: TrainConfig, progress: float) -> torch.Tensor:
+    """PS-KD's soft target: the smoothed label blended with last epoch's prediction, its weight growing with progress."""
+    alpha = cfg.self_distill * progress
+    hard = F.one_hot(y, soft.shape[1]).float() * (1 - cfg.label_smoothing) + cfg.label_smoothing / soft.shape[1]
+    return (1 - alpha) * hard + alpha * soft[idx]
+
+
+def _step(model, opt, scaler, x, y, mix, weight, label_smoothing: float, device, precision: str, target=None):
+    """One optimisation step on a batch (target: soft labels, else y); returns (loss, logits)."""
     if mix:
         x, target = mix(x, y)
     with autocast(device, precision):
         logits = model(x)
-        if mix:
+        if target is not None:
             loss = torch.sum(-target * F.log_softmax(logits.float(), -1), -1).mean()
         else:
             loss = F.cross_entropy(logits.float(), y, weight=weight, label_smoothing=label_smoothing)
@@ -354,4 +363,4 @@ def _load_state(path: Path, model, ema, opt, gen, aug_gen) -> dict:
     aug_gen.set_state(blob["aug"])
     torch.set_rng_state(blob["torch_rng"])
     random.setstate(blob["py_rng"])
-    return {k: blob[k] for k in ("epoch", "step", "elapsed", "history", "best_acc")}
+    return {k: blob.get(k) for k in ("epoch", "step", "elapsed", "history", "best_acc", "soft")}

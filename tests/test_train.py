@@ -14,7 +14,7 @@ from fernb import checkpoint
 from fernb.cli import main
 from fernb.data import load, read_pool
 from fernb.evaluate import load_model, metrics, predict
-from fernb.train import STATE, BudgetError, TrainConfig, fit, lr_at, resolve_model, tta_views
+from fernb.train import STATE, BudgetError, TrainConfig, _distill_target, fit, lr_at, resolve_model, tta_views
 
 FAST = dict(model="fernet_s", batch_size=64, lr=3e-3)
 
@@ -117,6 +117,23 @@ def test_budget_too_short_is_refused(synth, capsys):
 def test_lr_schedule_warms_up_then_decays_to_zero():
     assert lr_at(0.0, 1.0, 0.1) == 0 and lr_at(0.1, 1.0, 0.1) == pytest.approx(1.0)
     assert lr_at(0.55, 1.0, 0.1) == pytest.approx(0.5) and lr_at(1.0, 1.0, 0.1) == pytest.approx(0.0)
+
+
+def test_self_distill_target_grows_from_the_label_to_last_epochs_prediction():
+    y, idx = torch.tensor([0, 2]), torch.tensor([2, 0])
+    soft = torch.tensor([[0.1, 0.2, 0.7], [0.3, 0.3, 0.4], [0.5, 0.25, 0.25]])
+    cfg = TrainConfig(label_smoothing=0.3, self_distill=0.5)
+    smoothed = torch.tensor([[0.8, 0.1, 0.1], [0.1, 0.1, 0.8]])
+    assert torch.allclose(_distill_target(y, soft, idx, cfg, 0.0), smoothed)
+    assert torch.allclose(_distill_target(y, soft, idx, cfg, 1.0), 0.5 * smoothed + 0.5 * soft[idx])
+    assert torch.allclose(_distill_target(y, soft, idx, cfg, 0.5).sum(1), torch.ones(2))
+
+
+def test_resume_state_keeps_each_faces_last_prediction(synth, tmp_path):
+    fit(synth["train"], synth["val"], TrainConfig(epochs=1, self_distill=0.8, **FAST), out=tmp_path, progress=False)
+    soft = torch.load(tmp_path / STATE, weights_only=True)["soft"]
+    assert soft.shape == (len(synth["train"]), 7) and torch.allclose(soft.sum(1), torch.ones(len(soft)))
+    assert soft.std(1).mean() > 0.01  # filled in by training, no longer the uniform start
 
 
 def test_kill_after_an_epoch_then_resume(tmp_path):
