@@ -88,7 +88,7 @@ def autocast(device: torch.device, precision: str):
     return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
 
-def _time_steps(model, x, y, device, precision, steps=3) -> float:
+def seconds_per_step(model, x, y, device, precision, steps=3) -> float:
     """Seconds per training step of a throwaway copy of the model."""
     m = copy.deepcopy(model).train()
     opt = torch.optim.SGD(m.parameters(), lr=0.0)
@@ -114,7 +114,7 @@ def pick_precision(model, x, y, device: torch.device, precision: str = "auto") -
     if device.type != "cpu":
         return "fp32"
     # bf16 autocast wins 2x for plain convs on AVX-512-BF16 CPUs but loses for depthwise ones: measure, don't guess
-    return "bf16" if _time_steps(model, x, y, device, "bf16") < 0.9 * _time_steps(model, x, y, device, "fp32") else "fp32"
+    return "bf16" if seconds_per_step(model, x, y, device, "bf16") < 0.9 * seconds_per_step(model, x, y, device, "fp32") else "fp32"
 
 
 # ---------------------------------------------------------------- inference used by fit and evaluate
