@@ -53,6 +53,22 @@ class BudgetError(FernbError, ValueError):
     """A time budget too short to train even one epoch."""
 
 
+class ConfigError(FernbError, ValueError):
+    """Options of a TrainConfig that cannot work together."""
+
+
+def check_config(cfg: TrainConfig) -> None:
+    """Refuse option pairs whose loss would silently drop one of them (soft targets carry no class weights)."""
+    mixing = cfg.augment.mixup > 0 or cfg.augment.cutmix > 0
+    soft = [name for name, on in (("mixup/cutmix", mixing), ("self_distill", cfg.self_distill > 0)) if on]
+    if cfg.class_weights and soft:
+        raise ConfigError(f"class_weights cannot be combined with {soft[0]} (its soft targets ignore class weights); "
+                          "turn one of them off")
+    if len(soft) == 2:
+        raise ConfigError("self_distill cannot be combined with mixup/cutmix (mixed faces have no prediction of their "
+                          "own to distil); turn one of them off")
+
+
 RECIPE_MODEL = "fernet_l"  # the default recipe's model (README: results)
 # For a CPU time budget, the widest FERNet that still gets ~40 epochs on a 2-core laptop CPU
 # (fernet_s 16 s, fernet_m 40 s, fernet_l 100 s an epoch): (up to this many minutes, model)
@@ -114,7 +130,8 @@ def pick_precision(model, x, y, device: torch.device, precision: str = "auto") -
     if device.type != "cpu":
         return "fp32"
     # bf16 autocast wins 2x for plain convs on AVX-512-BF16 CPUs but loses for depthwise ones: measure, don't guess
-    return "bf16" if seconds_per_step(model, x, y, device, "bf16") < 0.9 * seconds_per_step(model, x, y, device, "fp32") else "fp32"
+    bf16, fp32 = (seconds_per_step(model, x, y, device, p) for p in ("bf16", "fp32"))
+    return "bf16" if bf16 < 0.9 * fp32 else "fp32"
 
 
 # ---------------------------------------------------------------- inference used by fit and evaluate
@@ -176,6 +193,7 @@ def fit(train: FERData, val: FERData | None, cfg: TrainConfig = TrainConfig(), o
     With cfg.minutes the LR schedule spans the budget (progress = elapsed time / budget), so training ends on
     time with the schedule finished. Every epoch writes the best-so-far checkpoint and a resume state to out.
     """
+    check_config(cfg)
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     device = pick_device(cfg.device)

@@ -14,7 +14,7 @@ from fernb import checkpoint
 from fernb.cli import main
 from fernb.data import load, read_pool
 from fernb.evaluate import load_model, metrics, predict
-from fernb.train import STATE, BudgetError, TrainConfig, _distill_target, fit, lr_at, resolve_model, tta_views
+from fernb.train import STATE, BudgetError, ConfigError, TrainConfig, _distill_target, fit, lr_at, resolve_model, tta_views
 
 FAST = dict(model="fernet_s", batch_size=64, lr=3e-3)
 
@@ -127,6 +127,16 @@ def test_self_distill_target_grows_from_the_label_to_last_epochs_prediction():
     assert torch.allclose(_distill_target(y, soft, idx, cfg, 0.0), smoothed)
     assert torch.allclose(_distill_target(y, soft, idx, cfg, 1.0), 0.5 * smoothed + 0.5 * soft[idx])
     assert torch.allclose(_distill_target(y, soft, idx, cfg, 0.5).sum(1), torch.ones(2))
+
+
+def test_options_a_soft_target_loss_would_drop_are_refused(synth):
+    from dataclasses import replace
+    mix = replace(TrainConfig().augment, cutmix=1.0)
+    for cfg, culprit in ((TrainConfig(class_weights=True, augment=mix), "class_weights"),
+                         (TrainConfig(class_weights=True, self_distill=0.8), "class_weights"),
+                         (TrainConfig(self_distill=0.8, augment=mix), "self_distill")):
+        with pytest.raises(ConfigError, match=culprit):
+            fit(synth["train"], synth["val"], replace(cfg, epochs=1, **FAST), progress=False)
 
 
 def test_resume_state_keeps_each_faces_last_prediction(synth, tmp_path):
