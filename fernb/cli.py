@@ -52,8 +52,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         print(json.dumps(summary, indent=1))
     else:
         best = summary["best_val_acc"]
-        print(f"trained {summary['epochs_run']} epochs in {summary['seconds'] / 60:.1f} min; "
-              f"best val acc {best:.4f}; checkpoint: {out}" if best is not None else f"checkpoint: {out}")
+        kept = f"best val acc {best:.4f}" if best is not None else "all of train, no val hold-out: last epoch kept"
+        print(f"trained {summary['epochs_run']} epochs in {summary['seconds'] / 60:.1f} min; {kept}; checkpoint: {out}")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -62,6 +62,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from fernb.evaluate import load_model, metrics, predict
     model, meta = load_model(args.checkpoint)
     holdout = meta.get("holdout", {"val_fraction": 0.1, "seed": 0})  # train/val as the model was trained with
+    if args.split == "val" and not holdout["val_fraction"]:
+        raise FernbError(f"{args.checkpoint or 'the default checkpoint'} was trained on all of train "
+                         "(--val-fraction 0), so it has no val hold-out to score; use --split test")
     data = load(args.data, args.split, **holdout)
     m = metrics(predict(model, data, tta=args.tta))
     m.update(split=args.split, tta=args.tta, model=meta["model"], source=data.source)
@@ -169,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     s.add_argument("--lr", type=float, default=TrainConfig.lr, help="peak learning rate of the one-cycle schedule")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--val-fraction", type=float, default=0.1, help="hold-out carved from train for selection")
+    s.add_argument("--val-fraction", type=float, default=0.1,
+                   help="hold-out carved from train for selection (default 0.1); 0: all of train, last epoch kept")
     s.add_argument("--class-weights", action="store_true", help="weight the loss by inverse class frequency")
     s.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, ...")
     s.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp16", "fp32"])

@@ -66,6 +66,14 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
     return checkpoint.load(path or default_checkpoint(), device)
 
 
+def describe(meta: dict) -> str:
+    """One line on a checkpoint: its model, size, training data and which epoch it kept."""
+    head = f"{meta['model']} ({meta['params']:,} parameters), trained on {meta['n_train']:,} faces"
+    if not meta.get("n_val"):  # a final run on all of train: no hold-out, the last epoch is kept
+        return f"{head} with no val hold-out, last epoch ({meta['metrics'].get('epoch')}) kept"
+    return f"{head}, kept epoch {meta['metrics'].get('epoch')} (val accuracy {meta['metrics']['val_acc']:.4f})"
+
+
 def predict(model: torch.nn.Module, data: FERData, tta: str | bool | None = None, batch_size: int = 512) -> Predictions:
     """Probabilities for every face of a split; tta averages views of each face: "flip" (or True) with its mirror,
     "shift" also with both shifted by 2 px in four directions (see fernb.train.tta_views)."""

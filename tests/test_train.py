@@ -13,7 +13,7 @@ import torch
 from fernb import checkpoint
 from fernb.cli import main
 from fernb.data import load, read_pool
-from fernb.evaluate import load_model, metrics, predict
+from fernb.evaluate import describe, load_model, metrics, predict
 from fernb.train import STATE, BudgetError, ConfigError, TrainConfig, _distill_target, fit, lr_at, resolve_model, tta_views
 
 FAST = dict(model="fernet_s", batch_size=64, lr=3e-3)
@@ -237,6 +237,19 @@ def test_evaluate_val_uses_the_holdout_the_model_was_trained_with(tmp_path, caps
     m = json.loads(capsys.readouterr().out)
     assert m["n"] == trained["n_val"]
     assert m["accuracy"] == pytest.approx(trained["history"][-1]["val_acc"], abs=0.02)  # same faces, fp32 vs bf16
+
+
+def test_a_run_on_all_of_train_keeps_its_last_epoch_and_refuses_val(tmp_path, capsys):
+    assert main(["train", "--data", "synthetic", "--model", "fernet_s", "--epochs", "2", "--val-fraction", "0",
+                 "--out", str(tmp_path), "--json"]) == 0
+    trained = json.loads(capsys.readouterr().out)
+    meta = checkpoint.read_meta(tmp_path)
+    assert meta["n_train"] == len(load("synthetic", "trainval")) and meta["metrics"] == {"epoch": 2}
+    assert "no val hold-out, last epoch (2) kept" in describe(meta) and trained["best_val_acc"] is None
+    capsys.readouterr()  # drop load()'s synthetic-data notice
+    assert main(["evaluate", "--data", "synthetic", "--split", "val", "--checkpoint", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no val hold-out" in err and "--split test" in err
 
 
 def test_fit_without_out_returns_the_best_val_epoch(synth):
