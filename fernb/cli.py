@@ -62,9 +62,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from fernb.evaluate import load_model, metrics, predict
     model, meta = load_model(args.checkpoint)
     holdout = meta.get("holdout", {"val_fraction": 0.1, "seed": 0})  # train/val as the model was trained with
-    if args.split == "val" and not holdout["val_fraction"]:
-        raise FernbError(f"{args.checkpoint or 'the default checkpoint'} was trained on all of train "
-                         "(--val-fraction 0), so it has no val hold-out to score; use --split test")
+    if args.split == "val" and not meta.get("n_val"):  # the same test as evaluate.describe's
+        raise FernbError(f"{args.checkpoint or 'the default checkpoint'} was trained with no val hold-out "
+                         "(--val-fraction 0), so there is no val split to score it on; use --split test")
     data = load(args.data, args.split, **holdout)
     m = metrics(predict(model, data, tta=args.tta))
     m.update(split=args.split, tta=args.tta, model=meta["model"], source=data.source)
