@@ -58,14 +58,9 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     """Accuracy, macro-F1, per-class scores and confusion matrix of a checkpoint on one split."""
-    from fernb.data import load
-    from fernb.evaluate import load_model, metrics, predict
+    from fernb.evaluate import load_model, load_split, metrics, predict
     model, meta = load_model(args.checkpoint)
-    holdout = meta.get("holdout", {"val_fraction": 0.1, "seed": 0})  # train/val as the model was trained with
-    if args.split == "val" and not meta.get("n_val"):  # the same test as evaluate.describe's
-        raise FernbError(f"{args.checkpoint or 'the default checkpoint'} was trained with no val hold-out "
-                         "(--val-fraction 0), so there is no val split to score it on; use --split test")
-    data = load(args.data, args.split, **holdout)
+    data = load_split(meta, args.data, args.split)
     m = metrics(predict(model, data, tta=args.tta))
     m.update(split=args.split, tta=args.tta, model=meta["model"], source=data.source)
     if args.json:

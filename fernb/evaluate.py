@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from fernb import checkpoint
-from fernb.data import FERData
+from fernb.data import DataError, FERData, load
 from fernb.train import run_model
 
 RUNS_DEFAULT = Path("runs/latest")  # where `fernb train` writes when no --out is given
@@ -64,6 +64,14 @@ def default_checkpoint() -> Path:
 def load_model(path: str | Path | None = None, device: str | torch.device = "cpu"):
     """(model, meta) from a checkpoint directory, or from default_checkpoint() when path is None."""
     return checkpoint.load(path or default_checkpoint(), device)
+
+
+def load_split(meta: dict, source: str | os.PathLike | None, split: str) -> FERData:
+    """A split of source carved as the checkpoint's training run carved it, so that val never holds training faces."""
+    if split == "val" and not meta.get("n_val"):
+        raise DataError(f"this {meta['model']} checkpoint was trained with no val hold-out (--val-fraction 0), so "
+                        "there is no val split to score it on; use --split test")
+    return load(source, split, **meta.get("holdout", {"val_fraction": 0.1, "seed": 0}))
 
 
 def describe(meta: dict) -> str:

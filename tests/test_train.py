@@ -12,8 +12,8 @@ import torch
 
 from fernb import checkpoint
 from fernb.cli import main
-from fernb.data import load, read_pool
-from fernb.evaluate import describe, load_model, metrics, predict
+from fernb.data import DataError, load, read_pool
+from fernb.evaluate import describe, load_model, load_split, metrics, predict
 from fernb.train import STATE, BudgetError, ConfigError, TrainConfig, _distill_target, fit, lr_at, resolve_model, tta_views
 
 FAST = dict(model="fernet_s", batch_size=64, lr=3e-3)
@@ -246,6 +246,9 @@ def test_a_run_on_all_of_train_keeps_its_last_epoch_and_refuses_val(tmp_path, ca
     meta = checkpoint.read_meta(tmp_path)
     assert meta["n_train"] == len(load("synthetic", "trainval")) and meta["metrics"] == {"epoch": 2}
     assert "no val hold-out, last epoch (2) kept" in describe(meta) and trained["best_val_acc"] is None
+    assert len(load_split(meta, "synthetic", "train")) == meta["n_train"]  # what the model trained on
+    with pytest.raises(DataError, match="no val hold-out"):  # what notebooks 04 and 05 call
+        load_split(meta, "synthetic", "val")
     capsys.readouterr()  # drop load()'s synthetic-data notice
     assert main(["evaluate", "--data", "synthetic", "--split", "val", "--checkpoint", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
