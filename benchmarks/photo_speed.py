@@ -48,7 +48,7 @@ def main() -> None:
         predict_faces(model, ph, meta["classes"])
     print(f"batch of {len(photos)} photos one after another: {len(photos) / (time.perf_counter() - t):.1f} photos/s")
     faces = torch.randint(0, 256, (512, 48, 48), dtype=torch.uint8)
-    from fernb.train import run_model
+    from fernb.evaluate import run_model
     ms = timed(lambda: run_model(model, faces), 5)
     print(f"torch, 512 face crops: {512 / statistics.median(ms) * 1000:.0f} faces/s")
     try:

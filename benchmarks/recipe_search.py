@@ -18,7 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from fernb.data import load, read_pool
-from fernb.train import TrainConfig, fit, run_model
+from fernb.evaluate import run_model
+from fernb.train import TrainConfig, fit
 
 # name: changes to TrainConfig(); "augment" holds changes to AugmentConfig
 VARIANTS = {
@@ -36,12 +37,8 @@ VARIANTS = {
     "cutmix_drop50": {"drop": 0.5, "augment": {"cutmix": 1.0}},
     "mixup_cutmix_drop50": {"drop": 0.5, "augment": {"mixup": 0.2, "cutmix": 1.0}},
     "cutmix_erasing50": {"augment": {"cutmix": 1.0, "erasing": 0.5}},
-    "crop40": {"augment": {"crop": 40}},
-    "crop44": {"augment": {"crop": 44}},
-    "crop40_fernet_m": {"model": "fernet_m", "augment": {"crop": 40}},
     "fernet_m_150ep": {"model": "fernet_m", "epochs": 150},  # about fernet_l's CPU time for 60 epochs
     "fernet_100ep": {"model": "fernet", "epochs": 100},
-    "pskd": {"self_distill": 0.8},  # PS-KD's own weight
 }
 
 

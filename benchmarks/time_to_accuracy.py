@@ -25,7 +25,7 @@ def main() -> None:
     print(f"{args.model} on {pool.source}: train {len(train)}, val {len(val)}, test {len(test)}")
     for minutes in args.minutes:
         run = fit(train, val, TrainConfig(model=args.model, minutes=minutes), progress=False)
-        plain, tta = predict(run["network"], test), predict(run["network"], test, tta=True)
+        plain, tta = predict(run["network"], test), predict(run["network"], test, tta="flip")
         print(f"{minutes:5g} min: {run['model']}, {run['epochs_run']:3d} epochs, val {run['best_val_acc']:.4f}, test "
               f"{plain.accuracy:.4f}, with flip TTA {tta.accuracy:.4f} (macro-F1 {metrics(tta)['macro_f1']:.3f})",
               flush=True)

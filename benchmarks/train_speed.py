@@ -16,7 +16,8 @@ import torch
 from PIL import Image
 
 from fernb.data import CLASSES, FERData, load, read_pool
-from fernb.train import RECIPE_MODEL, TrainConfig, fit, resolve_model, seconds_per_step
+from fernb.device import cpu_summary, seconds_per_step
+from fernb.train import RECIPE_MODEL, TrainConfig, fit
 
 CPU = torch.device("cpu")
 
@@ -77,9 +78,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=None, help="FER-2013 folder or csv (default: $FERNB_DATA, ./data/fer2013)")
     p.add_argument("--steps", type=int, default=30, help="timed batches per pipeline")
-    p.add_argument("--default-model", nargs="+", default=[RECIPE_MODEL, resolve_model(TrainConfig(minutes=5), CPU)])
+    p.add_argument("--default-model", nargs="+", default=[RECIPE_MODEL, "fernet_s"])
     args = p.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"torch {torch.__version__}; {cpu_summary()}")
     with tempfile.TemporaryDirectory() as tmp:
         a = original_pipeline(as_folder(args.data, Path(tmp)), args.steps * 4)
     print(f"(a) original notebook pipeline, efficientnet_b0: {a:7.0f} img/s")

@@ -1,5 +1,6 @@
 """fernb: facial expression recognition on FER-2013, the package behind the notebook series."""
-from fernb.data import CLASSES, DataError, FERData, load
+from fernb.data import CLASSES, FERData, load
+from fernb.errors import DataError, FernbError
 
 __version__ = "0.1.0"
-__all__ = ["CLASSES", "DataError", "FERData", "load", "__version__"]
+__all__ = ["CLASSES", "DataError", "FERData", "FernbError", "load", "__version__"]

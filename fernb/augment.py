@@ -24,7 +24,6 @@ class AugmentConfig:
     erasing: float = 0.25  # probability of erasing one random rectangle (timm's RandomErasing)
     mixup: float = 0.0  # mixup alpha (timm's Mixup); 0 turns it off
     cutmix: float = 0.0  # cutmix alpha; 0 turns it off
-    crop: int = 0  # train on random crop x crop windows (cheaper, a classic FER regulariser); 0: the whole face
 
     def only(self, name: str) -> "AugmentConfig":
         """This config with every augmentation but `name` switched off (for the preview)."""
@@ -46,13 +45,8 @@ def to_input(images: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
 
 
 def random_affine(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> torch.Tensor:
-    """Flip, rotate, scale, shift and crop each sample of a float batch [B, C, H, W] by its own random draw.
-
-    The crop is part of the same warp: the output grid covers a random crop/H window, so one grid_sample does all.
-    """
-    b, c, h, _ = x.shape
-    size = cfg.crop or h
-    window = size / h  # the output's extent in the input's [-1, 1] coordinates
+    """Flip, rotate, scale and shift each sample of a float batch [B, C, H, W] by its own random draw, in one warp."""
+    b = len(x)
 
     def uniform(lo: float, hi: float) -> torch.Tensor:
         return lo + (hi - lo) * torch.rand(b, generator=g, device=g.device).to(x.device)
@@ -60,11 +54,11 @@ def random_affine(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> to
     angle = uniform(-cfg.degrees, cfg.degrees) * math.pi / 180
     scale = uniform(*cfg.scale)
     flip = torch.where(uniform(0, 1) < cfg.flip, -1.0, 1.0)
-    cos, sin = window * torch.cos(angle) / scale, window * torch.sin(angle) / scale
-    shift = cfg.translate * 2 + 1 - window
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    shift = cfg.translate * 2  # translate is a fraction of the image; the grid spans [-1, 1], twice that
     theta = torch.stack([torch.stack([cos * flip, -sin, uniform(-1, 1) * shift], 1),
                          torch.stack([sin * flip, cos, uniform(-1, 1) * shift], 1)], 1)
-    grid = F.affine_grid(theta, [b, c, size, size], align_corners=False)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
@@ -79,7 +73,7 @@ class BatchAugment:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         cfg = self.cfg
-        if cfg.flip or cfg.degrees or cfg.translate or cfg.scale != (1.0, 1.0) or cfg.crop:
+        if cfg.flip or cfg.degrees or cfg.translate or cfg.scale != (1.0, 1.0):
             x = random_affine(x, cfg, self.g)
         if self.erase is not None:
             x = self.erase(x)
@@ -96,7 +90,7 @@ def mixer(cfg: AugmentConfig, num_classes: int, label_smoothing: float):
 
 
 def preview(image: torch.Tensor, n: int = 8, cfg: AugmentConfig = DEFAULT, seed: int = 0) -> torch.Tensor:
-    """n augmented variants of one uint8 face [48, 48], as uint8 [n, S, S] (what training sees; S = cfg.crop or 48)."""
+    """n augmented variants of one uint8 face [48, 48], as uint8 [n, 48, 48]: what training sees."""
     x = to_input(image.expand(n, -1, -1))
     x = BatchAugment(cfg, seed)(x)
     return ((x[:, 0] * STD + MEAN).clamp(0, 1) * 255).round().to(torch.uint8)
@@ -108,9 +102,7 @@ def preview_rows(image: torch.Tensor, n: int = 8, cfg: AugmentConfig = DEFAULT, 
     In the single rows, flip and erasing happen with probability 1 so their effect shows in every variant.
     """
     rows = {"original": image.expand(n, -1, -1)}
-    for name in ("flip", "degrees", "scale", "translate", "crop", "erasing"):
-        if name == "crop" and not cfg.crop:
-            continue
+    for name in ("flip", "degrees", "scale", "translate", "erasing"):
         alone = cfg.only(name)
         if name in ("flip", "erasing"):
             alone = replace(alone, **{name: 1.0})

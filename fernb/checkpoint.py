@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
@@ -10,21 +9,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 import fernb
-from fernb.data import FernbError
+from fernb.errors import CheckpointError
+from fernb.files import atomic_write
 from fernb.models import create_model
 
 WEIGHTS, CONFIG = "weights.safetensors", "config.json"
-
-
-class CheckpointError(FernbError, ValueError):
-    """A checkpoint that is missing, truncated, unsafe (a pickle) or does not fit its model."""
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Write through a temp file in the same folder, then rename: a kill never leaves half a file."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
 
 
 def save(out: str | Path, model: torch.nn.Module, meta: dict, dtype: torch.dtype | None = None) -> Path:
@@ -36,15 +25,15 @@ def save(out: str | Path, model: torch.nn.Module, meta: dict, dtype: torch.dtype
     if dtype is not None:
         state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     meta = {**meta, "fernb_version": fernb.__version__, "torch_version": torch.__version__}
-    _atomic_write(out / WEIGHTS, lambda p: save_file(state, str(p)))
-    _atomic_write(out / CONFIG, lambda p: p.write_text(json.dumps(meta, indent=1)))
+    atomic_write(out / WEIGHTS, lambda p: save_file(state, str(p)))
+    atomic_write(out / CONFIG, lambda p: p.write_text(json.dumps(meta, indent=1)))
     return out
 
 
 def update_meta(out: str | Path, **fields) -> None:
     """Add or replace fields in a checkpoint's config.json, atomically."""
     meta = {**read_meta(out), **fields}
-    _atomic_write(Path(out) / CONFIG, lambda p: p.write_text(json.dumps(meta, indent=1)))
+    atomic_write(Path(out) / CONFIG, lambda p: p.write_text(json.dumps(meta, indent=1)))
 
 
 def read_meta(path: str | Path) -> dict:

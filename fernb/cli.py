@@ -6,7 +6,8 @@ import json
 import os
 import sys
 
-from fernb.data import FernbError
+from fernb.data import IMAGE_SIZE
+from fernb.errors import FernbError
 
 
 def cmd_info(args: argparse.Namespace) -> None:
@@ -33,7 +34,6 @@ def cmd_download(args: argparse.Namespace) -> None:
 
 def cmd_train(args: argparse.Namespace) -> None:
     """Train a model on a source's train split, select on val, save a checkpoint directory."""
-    from fernb import checkpoint
     from fernb.data import load, read_pool
     from fernb.evaluate import RUNS_DEFAULT
     from fernb.train import TrainConfig, fit
@@ -46,8 +46,6 @@ def cmd_train(args: argparse.Namespace) -> None:
     out = args.out or RUNS_DEFAULT
     summary = fit(train, val, cfg, out=out, resume=args.resume, progress=not args.json)
     summary.pop("network")
-    # so that `fernb evaluate --split val` later carves the very same hold-out
-    checkpoint.update_meta(out, holdout={"val_fraction": args.val_fraction, "seed": args.seed})
     if args.json:
         print(json.dumps(summary, indent=1))
     else:
@@ -117,9 +115,10 @@ def cmd_export(args: argparse.Namespace) -> None:
     from fernb.export import export_onnx, onnx_parity
     model, meta = load_model(args.checkpoint)
     out = export_onnx(model, args.out)
-    faces = torch.randint(0, 256, (16, 48, 48), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    faces = torch.randint(0, 256, (16, IMAGE_SIZE, IMAGE_SIZE), dtype=torch.uint8,
+                          generator=torch.Generator().manual_seed(0))
     diff = onnx_parity(model, out, faces)
-    print(f"wrote {out} ({meta['model']}); input 'pixels' [B,1,48,48] 0..255, output 'probs' [B,{len(meta['classes'])}]"
+    print(f"wrote {out} ({meta['model']}); input 'pixels' [B,1,{IMAGE_SIZE},{IMAGE_SIZE}] 0..255, output 'probs' [B,{len(meta['classes'])}]"
           f" in class order {','.join(meta['classes'])}; max |onnxruntime - torch| = {diff:.2e}")
 
 

@@ -14,6 +14,10 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from fernb import synthetic
+from fernb.errors import DataError
+from fernb.files import atomic_write
+
 CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")  # canonical: alphabetical, as the folders
 CSV_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")  # Kaggle's fer2013.csv emotion ids
 IMAGE_SIZE = 48
@@ -22,14 +26,6 @@ SPLITS = ("train", "val", "trainval", "test", "publictest", "privatetest")
 DEFAULT_ROOT = Path("data/fer2013")
 _CACHE_VERSION = "1"
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-
-
-class FernbError(Exception):
-    """A user-facing error: the message names the culprit and what to do; the CLI prints it without a traceback."""
-
-
-class DataError(FernbError, ValueError):
-    """Bad input data: a missing path, a wrong layout, a corrupt image or a malformed CSV row."""
 
 
 @dataclass
@@ -53,14 +49,10 @@ class FERData:
     classes: tuple[str, ...]
     split: str
     source: str
+    holdout: dict | None = None  # {"val_fraction", "seed"} that carved train/val: fit stores it in the checkpoint
 
     def __len__(self) -> int:
         return len(self.labels)
-
-    @property
-    def synthetic(self) -> bool:
-        """True when these are the synthetic stand-in faces, not FER-2013."""
-        return self.source == "synthetic"
 
     def counts(self) -> dict[str, int]:
         """Images per class, in class order."""
@@ -94,7 +86,6 @@ def read_pool(source: str | os.PathLike | None = None) -> Pool:
     src = resolve_source(source)
     if src == "synthetic":
         print(synthetic_notice(asked=str(source) == "synthetic"), file=sys.stderr)
-        from fernb.synthetic import synthetic_pool
         return synthetic_pool()
     path = Path(src).expanduser()
     if not path.exists():
@@ -114,13 +105,26 @@ def read_pool(source: str | os.PathLike | None = None) -> Pool:
 
 def load(source: str | os.PathLike | None = None, split: str = "train", val_fraction: float = 0.1,
          seed: int = 0, pool: Pool | None = None) -> FERData:
-    """Load one split ('train', 'val', 'trainval', 'test', 'publictest', 'privatetest') as tensors."""
+    """Load one split ('train', 'val', 'trainval', 'test', 'publictest', 'privatetest') as tensors.
+
+    train and val record the hold-out that carved them, so a checkpoint trained on train can carve the same val.
+    """
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     pool = pool or read_pool(source)
     idx = split_indices(pool, split, val_fraction, seed)
+    holdout = {"val_fraction": val_fraction, "seed": seed} if split in ("train", "val") else None
     return FERData(images=torch.from_numpy(pool.images[idx]), labels=torch.from_numpy(pool.labels[idx]),
-                   classes=CLASSES, split=split, source=pool.source)
+                   classes=CLASSES, split=split, source=pool.source, holdout=holdout)
+
+
+def synthetic_pool(seed: int = 0) -> Pool:
+    """The synthetic stand-in set: a training part and a test part split into PublicTest and PrivateTest halves."""
+    train_x, train_y = synthetic.synthetic_faces(synthetic.TRAIN_PER_CLASS, seed, IMAGE_SIZE)
+    test_x, test_y = synthetic.synthetic_faces(synthetic.TEST_PER_CLASS, seed + 1, IMAGE_SIZE)
+    test_usage = np.where(np.arange(len(test_y)) % 2 == 0, USAGES.index("PublicTest"), USAGES.index("PrivateTest"))
+    usage = np.concatenate([np.full(len(train_y), USAGES.index("Training")), test_usage]).astype(np.uint8)
+    return Pool(np.concatenate([train_x, test_x]), np.concatenate([train_y, test_y]), usage, "synthetic", "synthetic")
 
 
 def split_indices(pool: Pool, split: str, val_fraction: float = 0.1, seed: int = 0) -> np.ndarray:
@@ -307,16 +311,6 @@ def read_csv(path: Path) -> Pool:
     return Pool(np.stack(images), np.array(labels, np.int64), np.array(usage, np.uint8), str(path), "csv")
 
 
-def write_csv(pool: Pool, path: str | os.PathLike) -> None:
-    """Write a pool as Kaggle's fer2013.csv, in Kaggle's label order."""
-    to_kaggle = {CLASSES.index(c): i for i, c in enumerate(CSV_CLASSES)}
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["emotion", "pixels", "Usage"])
-        for img, lab, use in zip(pool.images, pool.labels, pool.usage):
-            w.writerow([to_kaggle[int(lab)], " ".join(map(str, img.ravel().tolist())), USAGES[min(use, 2)]])
-
-
 # ---------------------------------------------------------------- the decoded-array cache
 
 
@@ -345,10 +339,8 @@ def _cached(data_dir: Path, key: str, build) -> Pool:
     pool = build()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
-        np.savez(tmp, images=pool.images, labels=pool.labels, usage=pool.usage, source=pool.source,
-                 layout=pool.layout, resized=pool.resized)
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: np.savez(tmp, images=pool.images, labels=pool.labels, usage=pool.usage,
+                                                source=pool.source, layout=pool.layout, resized=pool.resized))
     except OSError as e:  # a cache we cannot write only costs speed
         print(f"fernb: could not write the cache {path} ({e.strerror}); set FERNB_CACHE_DIR to a writable folder",
               file=sys.stderr)

@@ -1,4 +1,4 @@
-"""predict() runs a model over a split into one Predictions object; metrics and calibration read from it."""
+"""Inference: run_model (with TTA views) and predict() into one Predictions object; metrics and calibration read it."""
 from __future__ import annotations
 
 import os
@@ -8,12 +8,49 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from fernb import checkpoint
-from fernb.data import DataError, FERData, load
-from fernb.train import run_model
+from fernb.augment import to_input
+from fernb.data import FERData, load
+from fernb.device import autocast
+from fernb.errors import DataError, FernbError
 
 RUNS_DEFAULT = Path("runs/latest")  # where `fernb train` writes when no --out is given
+
+
+TTA_SHIFT = {None: 0, "flip": 0, "shift": 2}  # TTA mode -> pixel shift (flips in every mode but None)
+
+
+def tta_views(x: torch.Tensor, tta: str | None) -> list[torch.Tensor]:
+    """The views of a normalised batch that TTA averages: itself; + its mirror ('flip'); + both shifted by
+    2 px up, down, left and right ('shift', 10 views: airbench-style, a cheap stand-in for ten-crop)."""
+    if tta not in TTA_SHIFT:
+        raise FernbError(f"unknown TTA mode {tta!r}; use 'flip', 'shift' or None")
+    views = [x] if not tta else [x, x.flip(-1)]
+    d, (h, w) = TTA_SHIFT[tta], x.shape[-2:]
+    if d:
+        padded = F.pad(x, (d, d, d, d), mode="replicate")  # replicate: no black borders the model never saw
+        for dx, dy in ((d, 0), (-d, 0), (0, d), (0, -d)):
+            v = padded[..., d + dy:d + dy + h, d + dx:d + dx + w]
+            views += [v, v.flip(-1)]
+    return views
+
+
+@torch.no_grad()
+def run_model(model: torch.nn.Module, images: torch.Tensor, batch_size: int = 512, device=None,
+              precision: str = "fp32", tta: str | None = None) -> torch.Tensor:
+    """Logits [N, C] (float32, on the CPU) for uint8 images [N, 48, 48], averaged over the TTA views."""
+    device = device or next(model.parameters()).device
+    model.eval()
+    out = []
+    for i in range(0, len(images), batch_size):
+        x = to_input(images[i:i + batch_size].to(device), channels_last=True)
+        with autocast(device, precision):
+            views = tta_views(x, tta)
+            logits = sum(model(v.contiguous(memory_format=torch.channels_last)).float() for v in views) / len(views)
+        out.append(logits.cpu())
+    return torch.cat(out) if out else torch.empty(0, 0)
 
 
 @dataclass
@@ -68,10 +105,11 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
 
 def load_split(meta: dict, source: str | os.PathLike | None, split: str) -> FERData:
     """A split of source carved as the checkpoint's training run carved it, so that val never holds training faces."""
-    if split == "val" and not meta.get("n_val"):
-        raise DataError(f"this {meta['model']} checkpoint was trained with no val hold-out (--val-fraction 0), so "
-                        "there is no val split to score it on; use --split test")
-    return load(source, split, **meta.get("holdout", {"val_fraction": 0.1, "seed": 0}))
+    holdout = meta.get("holdout") or {"val_fraction": 0, "seed": 0}  # no record: the model may have seen all of train
+    if split == "val" and not (meta.get("n_val") and holdout["val_fraction"]):
+        raise DataError(f"this {meta['model']} checkpoint was trained with no val hold-out (--val-fraction 0, or no "
+                        "record of one), so there is no val split to score it on; use --split test")
+    return load(source, split, **holdout)
 
 
 def describe(meta: dict) -> str:
@@ -82,9 +120,9 @@ def describe(meta: dict) -> str:
     return f"{head}, kept epoch {meta['metrics'].get('epoch')} (val accuracy {meta['metrics']['val_acc']:.4f})"
 
 
-def predict(model: torch.nn.Module, data: FERData, tta: str | bool | None = None, batch_size: int = 512) -> Predictions:
-    """Probabilities for every face of a split; tta averages views of each face: "flip" (or True) with its mirror,
-    "shift" also with both shifted by 2 px in four directions (see fernb.train.tta_views)."""
+def predict(model: torch.nn.Module, data: FERData, tta: str | None = None, batch_size: int = 512) -> Predictions:
+    """Probabilities for every face of a split; tta averages views of each face: "flip" with its mirror,
+    "shift" also with both shifted by 2 px in four directions (see tta_views)."""
     logits = run_model(model, data.images, batch_size=batch_size, tta=tta)
     return Predictions(logits.softmax(-1), data.labels.clone(), tuple(data.classes), data.images)
 

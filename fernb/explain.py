@@ -6,13 +6,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from fernb.augment import to_input
+from fernb.errors import ModelError
 
 
 def last_conv(model: nn.Module) -> nn.Module:
     """The model's last Conv2d: its feature maps are the ones Grad-CAM weighs."""
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     if not convs:
-        raise ValueError(f"{model.__class__.__name__} has no Conv2d layer for Grad-CAM")
+        raise ModelError(f"{model.__class__.__name__} has no Conv2d layer for Grad-CAM; explain a CNN such as a FERNet")
     return convs[-1]
 
 

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from fernb.augment import MEAN, STD
+from fernb.data import IMAGE_SIZE
 
 
 class WithPreprocessing(nn.Module):
@@ -26,7 +27,7 @@ def export_onnx(model: nn.Module, out: str | Path, opset: int = 17) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     wrapped = WithPreprocessing(model.float().eval().to(memory_format=torch.contiguous_format))
-    dummy = torch.zeros(2, 1, 48, 48)
+    dummy = torch.zeros(2, 1, IMAGE_SIZE, IMAGE_SIZE)
     torch.onnx.export(wrapped, (dummy,), str(out), input_names=["pixels"], output_names=["probs"],
                       dynamic_axes={"pixels": {0: "batch"}, "probs": {0: "batch"}}, opset_version=opset, dynamo=False)
     return out

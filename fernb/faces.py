@@ -7,16 +7,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from fernb.data import IMAGE_SIZE, FernbError
+from fernb.data import IMAGE_SIZE
+from fernb.errors import PhotoError
+from fernb.evaluate import run_model
 
 # Photos are shrunk to this longest side for detection, since Haar cost grows with pixels: 28 ms instead of
 # 74 ms for a 512x512 photo. Faces smaller than about 8% of the longest side (32 px at 400) are missed.
 DETECT_SIDE = 400
 MARGIN = 0.1  # FER-2013 crops are a little looser than a Haar box: grow it by 10% per side
-
-
-class PhotoError(FernbError, ValueError):
-    """A photo that cannot be read."""
 
 
 @dataclass
@@ -96,7 +94,6 @@ def predict_faces(model, photo: np.ndarray, classes) -> list[dict]:
     """Every face in a photo with its box and class probabilities, largest face first."""
     import torch
 
-    from fernb.train import run_model
     faces = detect_and_crop(photo)
     if not faces:
         return []

@@ -7,14 +7,10 @@ import timm
 import torch
 from torch import nn
 
-from fernb.data import FernbError
+from fernb.errors import ModelError
 
 # FERNet sizes: channel widths of its three stages at 24, 12 and 6 pixels (multiples of 32: oneDNN's fast paths)
 FERNETS = {"fernet_s": (32, 64, 128), "fernet_m": (64, 96, 192), "fernet": (64, 128, 256), "fernet_l": (96, 192, 384)}
-
-
-class ModelError(FernbError, ValueError):
-    """An unknown model name, or pretrained weights that cannot be had."""
 
 
 def conv_bn(c_in: int, c_out: int) -> nn.Sequential:

@@ -7,9 +7,11 @@ import seaborn as sns
 import torch
 from matplotlib.figure import Figure
 
+from fernb.data import CLASSES, IMAGE_SIZE
 from fernb.evaluate import Predictions
 
-PALETTE = dict(zip(("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"), sns.color_palette("Set2", 7)))
+PALETTE = dict(zip(CLASSES, sns.color_palette("Set2", len(CLASSES))))
+BLANK = np.zeros((IMAGE_SIZE, IMAGE_SIZE))  # fills a grid cell that has no face
 
 
 def _face(ax, image, title: str = "", color=None) -> None:
@@ -47,7 +49,7 @@ def sample_grid(images: torch.Tensor, labels: torch.Tensor, classes, per_class: 
         idx = torch.nonzero(labels == k).flatten()
         pick = idx[torch.randperm(len(idx), generator=g)[:per_class]]
         for j in range(per_class):
-            _face(axes[k, j], images[pick[j]] if j < len(pick) else np.zeros((48, 48)))
+            _face(axes[k, j], images[pick[j]] if j < len(pick) else BLANK)
         axes[k, 0].set_ylabel(c, rotation=0, ha="right", va="center", fontsize=10)
     fig.suptitle("Random training faces per class")
     fig.tight_layout()
@@ -94,7 +96,7 @@ def augment_rows(rows: dict[str, torch.Tensor]) -> Figure:
     fig, axes = plt.subplots(len(rows), n, figsize=(n * 1.1, len(rows) * 1.2), squeeze=False)
     for i, (name, imgs) in enumerate(rows.items()):
         for j in range(n):
-            _face(axes[i, j], imgs[j] if j < len(imgs) else np.zeros((48, 48)))
+            _face(axes[i, j], imgs[j] if j < len(imgs) else BLANK)
         axes[i, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=10)
     fig.suptitle("The same face through each augmentation")
     fig.tight_layout()

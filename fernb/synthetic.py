@@ -1,9 +1,10 @@
-"""Seeded synthetic 48x48 cartoon faces in FER-2013's 7 classes: the offline stand-in for tests and demos."""
+"""Seeded synthetic cartoon faces in FER-2013's 7 classes: the offline stand-in for tests and demos.
+
+It only renders arrays; `fernb.data` turns them into a Pool, so this module imports nothing of fernb.
+"""
 from __future__ import annotations
 
 import numpy as np
-
-from fernb.data import CLASSES, IMAGE_SIZE, USAGES, Pool
 
 # Per-class mean of each face parameter; every sample adds noise, so classes overlap (learnable, not trivially).
 #              mouth curve, mouth open, brow tilt, brow raise, eye open, mouth skew
@@ -18,8 +19,8 @@ _PARAMS = {
 }
 _NOISE = np.array([0.30, 0.20, 0.35, 0.30, 0.20, 0.25])
 # images per class and split, skewed like FER-2013 (disgust is rare)
-_TRAIN_PER_CLASS = {"angry": 200, "disgust": 40, "fear": 200, "happy": 360, "neutral": 250, "sad": 240, "surprise": 160}
-_TEST_PER_CLASS = {c: max(10, n // 4) for c, n in _TRAIN_PER_CLASS.items()}
+TRAIN_PER_CLASS = {"angry": 200, "disgust": 40, "fear": 200, "happy": 360, "neutral": 250, "sad": 240, "surprise": 160}
+TEST_PER_CLASS = {c: max(10, n // 4) for c, n in TRAIN_PER_CLASS.items()}
 
 
 def _soft(d: np.ndarray, edge: float = 0.03) -> np.ndarray:
@@ -27,11 +28,11 @@ def _soft(d: np.ndarray, edge: float = 0.03) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(np.clip(d / edge, -30, 30)))
 
 
-def render_faces(params: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Draw faces [N, 48, 48] uint8 from parameters [N, 6], with random pose, lighting and noise."""
+def render_faces(params: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
+    """Draw faces [N, size, size] uint8 from parameters [N, 6], with random pose, lighting and noise."""
     n = len(params)
     curve, mouth_open, tilt, raise_, eye_open, skew = (params[:, i, None, None] for i in range(6))
-    g = np.linspace(-1, 1, IMAGE_SIZE)
+    g = np.linspace(-1, 1, size)
     y0, x0 = np.meshgrid(g, g, indexing="ij")
     angle = rng.uniform(-0.2, 0.2, (n, 1, 1))
     scale = rng.uniform(0.9, 1.1, (n, 1, 1))
@@ -57,19 +58,11 @@ def render_faces(params: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def synthetic_faces(per_class: dict[str, int], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Images uint8 [N, 48, 48] and labels int64 [N] for the given number of faces per class."""
+def synthetic_faces(per_class: dict[str, int], seed: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Images uint8 [N, size, size] and labels int64 [N] (indices into per_class's keys), per_class[c] faces of c."""
     rng = np.random.default_rng(seed)
-    labels = np.concatenate([np.full(per_class[c], i, np.int64) for i, c in enumerate(CLASSES)])
-    means = np.array([_PARAMS[CLASSES[i]] for i in labels])
+    names = list(per_class)
+    labels = np.concatenate([np.full(n, i, np.int64) for i, n in enumerate(per_class.values())])
+    means = np.array([_PARAMS[names[i]] for i in labels])
     params = means + rng.normal(0, 1, means.shape) * _NOISE
-    return render_faces(params, rng), labels
-
-
-def synthetic_pool(seed: int = 0) -> Pool:
-    """The synthetic stand-in set: a training part and a test part split into PublicTest and PrivateTest halves."""
-    train_x, train_y = synthetic_faces(_TRAIN_PER_CLASS, seed)
-    test_x, test_y = synthetic_faces(_TEST_PER_CLASS, seed + 1)
-    test_usage = np.where(np.arange(len(test_y)) % 2 == 0, USAGES.index("PublicTest"), USAGES.index("PrivateTest"))
-    usage = np.concatenate([np.full(len(train_y), USAGES.index("Training")), test_usage]).astype(np.uint8)
-    return Pool(np.concatenate([train_x, test_x]), np.concatenate([train_y, test_y]), usage, "synthetic", "synthetic")
+    return render_faces(params, rng, size), labels

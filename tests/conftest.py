@@ -1,6 +1,7 @@
 """Shared fixtures: tiny FER-style folders drawn from synthetic faces, and the real FER-2013 when present."""
 from __future__ import annotations
 
+import csv
 import os
 from pathlib import Path
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fernb.data import CLASSES
+from fernb.data import CLASSES, CSV_CLASSES, IMAGE_SIZE, USAGES, Pool
 from fernb.synthetic import synthetic_faces
 
 REAL_DATA = Path(os.environ.get("FERNB_DATA", Path(__file__).resolve().parents[2] / "shared" / "fer2013")).resolve()
@@ -19,7 +20,7 @@ def write_folder(root: Path, per_class: int = 4, splits=("train", "test"), seed:
     """Write synthetic faces as PNGs in the public layout; returns the (images, labels) written per split."""
     written = {}
     for s, split in enumerate(splits):
-        images, labels = synthetic_faces({c: per_class for c in CLASSES}, seed=seed + s)
+        images, labels = synthetic_faces({c: per_class for c in CLASSES}, seed + s, IMAGE_SIZE)
         for i, (img, lab) in enumerate(zip(images, labels)):
             prefix = "Training" if split == "train" else test_names[i % len(test_names)]
             folder = root / split / CLASSES[lab]
@@ -27,6 +28,16 @@ def write_folder(root: Path, per_class: int = 4, splits=("train", "test"), seed:
             Image.fromarray(img).save(folder / f"{prefix}_{i:05d}.png")
         written[split] = (images, labels)
     return written
+
+
+def write_csv(pool: Pool, path: Path) -> None:
+    """Write a pool as Kaggle's fer2013.csv, in Kaggle's label order."""
+    to_kaggle = {CLASSES.index(c): i for i, c in enumerate(CSV_CLASSES)}
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["emotion", "pixels", "Usage"])
+        for img, lab, use in zip(pool.images, pool.labels, pool.usage):
+            w.writerow([to_kaggle[int(lab)], " ".join(map(str, img.ravel().tolist())), USAGES[min(use, 2)]])
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from fernb.cli import main
-from fernb.data import DataError, load, read_pool
+from fernb.data import load, read_pool
+from fernb.errors import DataError
 
 
 def fails(capsys, argv, *fragments):

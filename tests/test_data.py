@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from fernb import data
-from fernb.data import CLASSES, DataError, load, read_pool
-from tests.conftest import write_folder
+from fernb.data import CLASSES, load, read_pool
+from fernb.errors import DataError
+from tests.conftest import write_csv, write_folder
 
 
 def test_folder_loads_pixels_labels_and_classes(tiny_root):
@@ -51,7 +52,7 @@ def test_test_folder_with_one_half_only(tmp_path):
 
 def test_csv_round_trip_keeps_labels_and_splits(tiny_root, tmp_path):
     pool = read_pool(tiny_root)
-    data.write_csv(pool, tmp_path / "fer2013.csv")
+    write_csv(pool, tmp_path / "fer2013.csv")
     back = read_pool(tmp_path / "fer2013.csv")
     for split in ("train", "val", "test", "publictest", "privatetest"):
         a, b = load(split=split, pool=pool), load(split=split, pool=back)
@@ -121,8 +122,7 @@ def test_synthetic_set_is_seeded_and_has_every_class():
 
 
 def data_pool(seed):
-    from fernb.synthetic import synthetic_pool
-    return synthetic_pool(seed)
+    return data.synthetic_pool(seed)
 
 
 def test_describe_counts(tiny_root):
@@ -140,7 +140,7 @@ def test_real_fer2013_counts(real_root):
 
 def test_real_fer2013_csv_round_trip(real_root, tmp_path):
     pool = read_pool(real_root)
-    data.write_csv(pool, tmp_path / "fer2013.csv")
+    write_csv(pool, tmp_path / "fer2013.csv")
     back = read_pool(tmp_path / "fer2013.csv")
     for split in ("train", "val", "test", "publictest"):
         a, b = load(split=split, pool=pool), load(split=split, pool=back)

@@ -6,7 +6,7 @@ import subprocess
 import pytest
 
 from fernb.cli import main
-from fernb.data import DataError
+from fernb.errors import DataError
 from fernb.download import download
 from tests.conftest import write_folder
 

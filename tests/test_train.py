@@ -12,9 +12,10 @@ import torch
 
 from fernb import checkpoint
 from fernb.cli import main
-from fernb.data import DataError, load, read_pool
-from fernb.evaluate import describe, load_model, load_split, metrics, predict
-from fernb.train import STATE, BudgetError, ConfigError, TrainConfig, _distill_target, fit, lr_at, resolve_model, tta_views
+from fernb.data import load, read_pool
+from fernb.errors import BudgetError, ConfigError, DataError, FernbError
+from fernb.evaluate import describe, load_model, load_split, metrics, predict, tta_views
+from fernb.train import STATE, TrainConfig, fit, lr_at, resolve_model
 
 FAST = dict(model="fernet_s", batch_size=64, lr=3e-3)
 
@@ -60,29 +61,38 @@ def test_checkpoint_reloads_to_the_same_predictions(trained, synth):
     assert torch.equal(pa.probs, pb.probs) and checkpoint.read_meta(out)["model"] == "fernet_s"
 
 
-def test_time_budget_ends_on_time_with_the_schedule_finished(synth, tmp_path):
-    t = time.perf_counter()
+def test_time_budget_ends_with_the_schedule_finished(synth, tmp_path):
+    # no wall-clock assertion: only what a budget guarantees on any machine, fast or slow
     cfg = TrainConfig(minutes=0.25, **{**FAST, "model": "auto"})
     summary = fit(synth["train"], synth["val"], cfg, out=tmp_path, progress=False)
-    assert time.perf_counter() - t < 15 + 10  # 15 s budget; slack for set-up and a slow CI machine
     assert summary["epochs_run"] >= 1 and summary["history"][-1]["lr"] < 0.1 * FAST["lr"]
     assert (tmp_path / checkpoint.WEIGHTS).exists()
     # 'auto' resolved for a short CPU budget, and the checkpoint names the model actually built
     assert checkpoint.read_meta(tmp_path)["model"] == "fernet_s" == checkpoint.read_meta(tmp_path)["config"]["model"]
 
 
-def test_auto_model_follows_the_budget():
+def test_auto_model_follows_the_budget_and_the_measured_speed(monkeypatch):
+    import fernb.train
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert TrainConfig().model == "auto" and resolve_model(TrainConfig(), cpu) == "fernet_l"
-    picks = [resolve_model(TrainConfig(minutes=m), cpu) for m in (2, 5, 25, 30, 60, 61, 120)]
-    assert picks == ["fernet_s", "fernet_s", "fernet_s", "fernet_m", "fernet_m", "fernet_l", "fernet_l"]
-    assert resolve_model(TrainConfig(minutes=5), cuda) == "fernet_l"  # a GPU trains the recipe's model fast enough
-    assert resolve_model(TrainConfig(model="fernet", minutes=5), cpu) == "fernet"
+    x, y = torch.zeros(64, 1, 48, 48), torch.zeros(64, dtype=torch.long)
+    def fake_speed(per_100k_params: float):  # seconds per 64-face step, growing with the model's size
+        return lambda m, *a, **k: per_100k_params * sum(p.numel() for p in m.parameters()) / 1e5
+
+    # 40 epochs need about 10 min of fernet_s, 23 of fernet_m, 38 of fernet and 86 of fernet_l on this fake CPU
+    monkeypatch.setattr(fernb.train, "seconds_per_step", fake_speed(0.01))
+    assert TrainConfig().model == "auto" and resolve_model(TrainConfig(), cpu, x, y) == "fernet_l"
+    picks = [resolve_model(TrainConfig(minutes=m), cpu, x, y) for m in (2, 12, 30, 60, 120)]
+    assert picks == ["fernet_s", "fernet_s", "fernet_m", "fernet", "fernet_l"]
+    assert resolve_model(TrainConfig(minutes=5), cuda, x, y) == "fernet_l"  # a GPU trains the recipe's model fast
+    assert resolve_model(TrainConfig(model="fernet", minutes=5), cpu, x, y) == "fernet"
+    # a CPU twice as fast gets the wider model for the same budget
+    monkeypatch.setattr(fernb.train, "seconds_per_step", fake_speed(0.005))
+    assert resolve_model(TrainConfig(minutes=30), cpu, x, y) == "fernet"
 
 
 def test_tta_views_are_mirrors_and_two_pixel_shifts():
     x = torch.arange(2 * 48 * 48, dtype=torch.float32).reshape(2, 1, 48, 48)
-    assert len(tta_views(x, None)) == 1 and len(tta_views(x, "flip")) == 2 == len(tta_views(x, True))
+    assert len(tta_views(x, None)) == 1 and len(tta_views(x, "flip")) == 2
     views = tta_views(x, "shift")
     assert len(views) == 10 and all(v.shape == x.shape for v in views)
     assert torch.equal(views[1], x.flip(-1))
@@ -90,8 +100,9 @@ def test_tta_views_are_mirrors_and_two_pixel_shifts():
     assert torch.equal(right[..., :, :46], x[..., :, 2:]) and torch.equal(right[..., :, 46], x[..., :, 47])
     assert torch.equal(left[..., :, 2:], x[..., :, :46]) and torch.equal(down[..., :46, :], x[..., 2:, :])
     assert torch.equal(up[..., 2:, :], x[..., :46, :]) and torch.equal(views[3], right.flip(-1))
-    with pytest.raises(ValueError, match="unknown TTA mode"):
-        tta_views(x, "tencrop")
+    for bad in ("tencrop", True):
+        with pytest.raises(FernbError, match="unknown TTA mode"):
+            tta_views(x, bad)
 
 
 def test_half_size_checkpoint_loads_as_float32_with_the_same_predictions(trained, synth, tmp_path):
@@ -119,31 +130,20 @@ def test_lr_schedule_warms_up_then_decays_to_zero():
     assert lr_at(0.55, 1.0, 0.1) == pytest.approx(0.5) and lr_at(1.0, 1.0, 0.1) == pytest.approx(0.0)
 
 
-def test_self_distill_target_grows_from_the_label_to_last_epochs_prediction():
-    y, idx = torch.tensor([0, 2]), torch.tensor([2, 0])
-    soft = torch.tensor([[0.1, 0.2, 0.7], [0.3, 0.3, 0.4], [0.5, 0.25, 0.25]])
-    cfg = TrainConfig(label_smoothing=0.3, self_distill=0.5)
-    smoothed = torch.tensor([[0.8, 0.1, 0.1], [0.1, 0.1, 0.8]])
-    assert torch.allclose(_distill_target(y, soft, idx, cfg, 0.0), smoothed)
-    assert torch.allclose(_distill_target(y, soft, idx, cfg, 1.0), 0.5 * smoothed + 0.5 * soft[idx])
-    assert torch.allclose(_distill_target(y, soft, idx, cfg, 0.5).sum(1), torch.ones(2))
-
-
-def test_options_a_soft_target_loss_would_drop_are_refused(synth):
+def test_options_a_soft_target_loss_would_drop_are_refused():
     from dataclasses import replace
-    mix = replace(TrainConfig().augment, cutmix=1.0)
-    for cfg, culprit in ((TrainConfig(class_weights=True, augment=mix), "class_weights"),
-                         (TrainConfig(class_weights=True, self_distill=0.8), "class_weights"),
-                         (TrainConfig(self_distill=0.8, augment=mix), "self_distill")):
-        with pytest.raises(ConfigError, match=culprit):
-            fit(synth["train"], synth["val"], replace(cfg, epochs=1, **FAST), progress=False)
+    with pytest.raises(ConfigError, match="class_weights"):
+        TrainConfig(class_weights=True, augment=replace(TrainConfig().augment, cutmix=1.0))
 
 
-def test_resume_state_keeps_each_faces_last_prediction(synth, tmp_path):
-    fit(synth["train"], synth["val"], TrainConfig(epochs=1, self_distill=0.8, **FAST), out=tmp_path, progress=False)
-    soft = torch.load(tmp_path / STATE, weights_only=True)["soft"]
-    assert soft.shape == (len(synth["train"]), 7) and torch.allclose(soft.sum(1), torch.ones(len(soft)))
-    assert soft.std(1).mean() > 0.01  # filled in by training, no longer the uniform start
+@pytest.mark.parametrize("name,value,says", [("epochs", 0, ">= 1"), ("epochs", -3, ">= 1"), ("epochs", "abc", "whole"),
+                                             ("epochs", 2.5, "whole"), ("minutes", 0, "> 0"), ("minutes", -1, "> 0"),
+                                             ("batch_size", 0, ">= 1"), ("lr", -1, "> 0"), ("lr", float("nan"), "> 0"),
+                                             ("warmup", 1.0, "< 1"), ("precision", "fp8", "one of")])
+def test_config_names_the_bad_option(name, value, says):
+    with pytest.raises(ConfigError) as e:
+        TrainConfig(**{name: value})
+    assert str(e.value).startswith(f"{name}=") and says in str(e.value) and "\n" not in str(e.value)
 
 
 def test_kill_after_an_epoch_then_resume(tmp_path):
@@ -224,7 +224,7 @@ def test_packaged_model_is_the_default(monkeypatch):
 def test_packaged_model_on_real_test(real_root, monkeypatch):
     monkeypatch.delenv("FERNB_CHECKPOINT", raising=False)
     model, _ = load_model()
-    acc = predict(model, load(real_root, "test"), tta=True).accuracy
+    acc = predict(model, load(real_root, "test"), tta="flip").accuracy
     assert acc > 0.69, acc  # README reports 69.4% for the PublicTest half
 
 
@@ -266,7 +266,7 @@ def test_fit_without_out_returns_the_best_val_epoch(synth):
 def test_same_seed_trains_the_same_weights(synth):
     """What makes the README's reproduce command rebuild the packaged model: a run is a function of its seed."""
     def weights(seed: int) -> dict:
-        cfg = TrainConfig(epochs=1, seed=seed, precision="bf16", **FAST)
+        cfg = TrainConfig(epochs=1, seed=seed, **FAST)
         return fit(synth["train"], synth["val"], cfg, progress=False)["network"].state_dict()
     a, b, c = weights(0), weights(0), weights(1)
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -286,3 +286,15 @@ def test_recipe_search_variants_change_only_what_they_name():
     assert (cfg.drop, cfg.augment.mixup, cfg.augment.cutmix, cfg.minutes) == (0.5, 0.2, 1.0, 5)
     assert cfg.augment.degrees == TrainConfig().augment.degrees and cfg.lr == TrainConfig().lr
     assert search.config_for("base") == TrainConfig()
+
+
+def test_a_checkpoint_carves_the_val_split_it_was_trained_with(synth, tmp_path):
+    """Whatever trained it (here fit itself, as notebook 03 does), load_split carves that run's val, seed 1 included."""
+    pool = read_pool("synthetic")
+    train, val = (load(split=s, pool=pool, seed=1) for s in ("train", "val"))
+    fit(train, val, TrainConfig(epochs=1, **FAST), out=tmp_path, progress=False)
+    meta = checkpoint.read_meta(tmp_path)
+    assert meta["holdout"] == {"val_fraction": 0.1, "seed": 1}
+    again = load_split(meta, "synthetic", "val")
+    assert torch.equal(again.images, val.images) and torch.equal(again.labels, val.labels)
+    assert not torch.equal(again.images, load(split="val", pool=pool, seed=0).images)  # seed 0 would differ

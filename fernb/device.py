@@ -1,0 +1,82 @@
+"""Where and in what precision to compute: the device, the CPU's kernels, and a precision chosen by measurement."""
+from __future__ import annotations
+
+import copy
+import platform
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+_CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """'auto' picks cuda, then mps, then cpu."""
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def cpu_bf16() -> bool:
+    """True where the CPU runs bf16 natively (AVX-512 BF16 or AMX) and oneDNN may use it (ONEDNN_MAX_CPU_ISA)."""
+    try:  # private torch helpers; the oneDNN one honours ONEDNN_MAX_CPU_ISA=AVX2
+        native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+        return bool(native and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def cpu_summary() -> str:
+    """The CPU's model, cores, the kernels torch uses and its flags that matter for speed: for every benchmark."""
+    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")),
+                 platform.processor() or platform.machine())
+    flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
+    have = " ".join(f for f in _CPU_FLAGS if f in flags) or "none of " + "/".join(_CPU_FLAGS)
+    return (f"CPU: {model}, {torch.get_num_threads()} threads, torch kernels {torch.backends.cpu.get_cpu_capability()}, "
+            f"flags {have}, bf16 {'native' if cpu_bf16() else 'not native (fp32 is used)'}")
+
+
+def autocast(device: torch.device, precision: str):
+    """The autocast context for a precision ('fp32' turns it off)."""
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
+def seconds_per_step(model, x, y, device, precision: str, steps: int = 3) -> float:
+    """Seconds per training step of a throwaway copy of the model, after one warm-up step."""
+    m = copy.deepcopy(model).train()
+    opt = torch.optim.SGD(m.parameters(), lr=0.0)
+    for i in range(steps + 1):
+        if i == 1:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+        with autocast(device, precision):
+            loss = F.cross_entropy(m(x), y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t) / steps
+
+
+def pick_precision(model, x, y, device: torch.device, precision: str = "auto") -> str:
+    """'auto': on CUDA bf16 where it is native (compute capability 8.0+), else fp16 with a GradScaler;
+    on a CPU fp32, or bf16 where the CPU has it natively and a timed trial finds it faster; elsewhere fp32."""
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":  # is_bf16_supported() is also true on a T4, where bf16 is emulated and slow
+        return "bf16" if torch.cuda.get_device_capability(device) >= (8, 0) else "fp16"
+    if device.type != "cpu" or not cpu_bf16():
+        return "fp32"  # no trial: emulated bf16 is 5x slower, and the trial itself would cost seconds
+    # native bf16 doubles plain convs but slows depthwise ones (EfficientNet): measure, don't guess
+    bf16, fp32 = (seconds_per_step(model, x, y, device, p) for p in ("bf16", "fp32"))
+    return "bf16" if bf16 < 0.9 * fp32 else "fp32"
