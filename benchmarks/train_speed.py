@@ -3,6 +3,9 @@
 Prints images/s and the ratios, and (b)'s ceiling: efficientnet_b0's own training steps with no data pipeline at all.
 
     python benchmarks/train_speed.py --data ../shared/fer2013
+    python benchmarks/train_speed.py --data ../shared/fer2013 --fernb-only --steps 5 \
+        --default-model fernet_s fernet_m fernet_l                  # (c) alone, per FERNet size
+    ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 python benchmarks/train_speed.py ...   # the AVX2 path
 """
 from __future__ import annotations
 
@@ -79,12 +82,18 @@ def main() -> None:
     p.add_argument("--data", default=None, help="FER-2013 folder or csv (default: $FERNB_DATA, ./data/fer2013)")
     p.add_argument("--steps", type=int, default=30, help="timed batches per pipeline")
     p.add_argument("--default-model", nargs="+", default=[RECIPE_MODEL, "fernet_s"])
+    p.add_argument("--fernb-only", action="store_true", help="only (c): fernb's own models, no efficientnet_b0")
     args = p.parse_args()
     print(f"torch {torch.__version__}; {cpu_summary()}")
+    train = load(args.data, "train")
+    if args.fernb_only:
+        for name in args.default_model:
+            c, prec_c = fernb_pipeline(train, name, args.steps)
+            print(f"(c) fernb pipeline, {name} ({prec_c}): {c:7.0f} img/s", flush=True)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         a = original_pipeline(as_folder(args.data, Path(tmp)), args.steps * 4)
     print(f"(a) original notebook pipeline, efficientnet_b0: {a:7.0f} img/s")
-    train = load(args.data, "train")
     b, prec_b = fernb_pipeline(train, "efficientnet_b0", args.steps)
     print(f"(b) fernb pipeline, efficientnet_b0 ({prec_b}):     {b:7.0f} img/s   (b)/(a) = {b / a:.1f}")
     ceiling = model_alone("efficientnet_b0", TrainConfig().batch_size, args.steps // 3)

@@ -136,12 +136,18 @@ def add_checkpoint_arg(s: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     from fernb import __version__
-    from fernb.download import REPO_URL
-    from fernb.train import TrainConfig
     p = argparse.ArgumentParser(prog="fernb", description="Facial expression recognition on FER-2013.")
     p.add_argument("--version", action="version", version=f"fernb {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
+    add_data_commands(sub)
+    add_train_command(sub)
+    add_model_commands(sub)
+    return p
 
+
+def add_data_commands(sub) -> None:
+    """fernb info and fernb download."""
+    from fernb.download import REPO_URL
     s = sub.add_parser("info", help="show what a data source holds")
     add_data_arg(s)
     s.add_argument("--val-fraction", type=float, default=0.1, help="hold-out carved from train (default 0.1)")
@@ -154,11 +160,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--url", default=REPO_URL, help="git repository holding train/ and test/")
     s.set_defaults(func=cmd_download)
 
+
+def add_train_command(sub) -> None:
+    """fernb train: its defaults come from TrainConfig, which also checks every value."""
+    from fernb.train import PRECISIONS, TrainConfig
     s = sub.add_parser("train", help="train a model; the kept epoch is chosen on val")
     add_data_arg(s)
     s.add_argument("--model", default=TrainConfig.model, help="fernet_s, fernet_m, fernet, fernet_l or any timm name "
-                   "(default auto: fernet_l, the default recipe; with a short --minutes budget on a CPU, the widest "
-                   "FERNet that still gets ~40 epochs)")
+                   "(default auto: fernet_l, the default recipe; with a --minutes budget on a CPU, the widest "
+                   "FERNet measured to get ~40 epochs in it)")
     budget = s.add_mutually_exclusive_group()
     budget.add_argument("--epochs", type=int, default=TrainConfig.epochs,
                         help=f"number of epochs (default {TrainConfig.epochs})")
@@ -170,19 +180,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hold-out carved from train for selection (default 0.1); 0: all of train, last epoch kept")
     s.add_argument("--class-weights", action="store_true", help="weight the loss by inverse class frequency")
     s.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, ...")
-    s.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp16", "fp32"])
+    s.add_argument("--precision", default="auto", choices=PRECISIONS)
     s.add_argument("--out", help="checkpoint directory (default runs/latest)")
     s.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     s.add_argument("--json", action="store_true", help="print the run summary as JSON (no progress bars)")
     s.set_defaults(func=cmd_train)
 
+
+def add_model_commands(sub) -> None:
+    """fernb evaluate, predict and export: the commands that use a trained model."""
     s = sub.add_parser("evaluate", help="score a checkpoint on one split")
     add_data_arg(s)
     s.add_argument("--split", default="test", help="train, val, test, publictest or privatetest (default test)")
     add_checkpoint_arg(s)
-    s.add_argument("--tta", nargs="?", const="flip", choices=["flip", "shift"],
-                   help="average each face with its mirror image (flip, the default) and with both shifted by 2 px "
-                        "up, down, left and right (shift: 10 views)")
+    s.add_argument("--tta", action="store_const", const="flip", help="average each face with its mirror image")
     s.add_argument("--json", action="store_true", help="print JSON")
     s.set_defaults(func=cmd_evaluate)
 
@@ -197,7 +208,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_checkpoint_arg(s)
     s.add_argument("--out", required=True, help="the .onnx file to write")
     s.set_defaults(func=cmd_export)
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:

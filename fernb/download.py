@@ -6,7 +6,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from fernb.data import DataError, scan_folder
+from fernb.data import scan_folder
+from fernb.errors import DataError
 
 REPO_URL = "https://github.com/kemalkilicaslan/Facial_Expression_Recognition"
 EXPECTED = {"train": 28709, "test": 7178}

@@ -8,33 +8,25 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from fernb import checkpoint
 from fernb.augment import to_input
 from fernb.data import FERData, load
-from fernb.device import autocast
+from fernb.device import autocast, cpu_bf16
 from fernb.errors import DataError, FernbError
+from fernb.models import fold_batchnorm
 
 RUNS_DEFAULT = Path("runs/latest")  # where `fernb train` writes when no --out is given
 
 
-TTA_SHIFT = {None: 0, "flip": 0, "shift": 2}  # TTA mode -> pixel shift (flips in every mode but None)
-
-
 def tta_views(x: torch.Tensor, tta: str | None) -> list[torch.Tensor]:
-    """The views of a normalised batch that TTA averages: itself; + its mirror ('flip'); + both shifted by
-    2 px up, down, left and right ('shift', 10 views: airbench-style, a cheap stand-in for ten-crop)."""
-    if tta not in TTA_SHIFT:
-        raise FernbError(f"unknown TTA mode {tta!r}; use 'flip', 'shift' or None")
-    views = [x] if not tta else [x, x.flip(-1)]
-    d, (h, w) = TTA_SHIFT[tta], x.shape[-2:]
-    if d:
-        padded = F.pad(x, (d, d, d, d), mode="replicate")  # replicate: no black borders the model never saw
-        for dx, dy in ((d, 0), (-d, 0), (0, d), (0, -d)):
-            v = padded[..., d + dy:d + dy + h, d + dx:d + dx + w]
-            views += [v, v.flip(-1)]
-    return views
+    """The views of a batch that test-time augmentation averages: the batch itself, and its mirror for 'flip'.
+
+    Only flips: 2-pixel shifts as well (10 views) scored 71.2% on val against flips' 71.6% (README).
+    """
+    if tta not in (None, "flip"):
+        raise FernbError(f"unknown TTA mode {tta!r}; use 'flip' or None")
+    return [x] if tta is None else [x, x.flip(-1)]
 
 
 @torch.no_grad()
@@ -121,9 +113,15 @@ def describe(meta: dict) -> str:
 
 
 def predict(model: torch.nn.Module, data: FERData, tta: str | None = None, batch_size: int = 512) -> Predictions:
-    """Probabilities for every face of a split; tta averages views of each face: "flip" with its mirror,
-    "shift" also with both shifted by 2 px in four directions (see tta_views)."""
-    logits = run_model(model, data.images, batch_size=batch_size, tta=tta)
+    """Probabilities for every face of a split; tta="flip" averages each face with its mirror image.
+
+    The fastest path measured (benchmarks/eval_speed.py): BatchNorm folded into the convolutions, and bf16 on CPUs
+    that run it natively (accuracy within 0.02 points of fp32 for the packaged model).
+    """
+    device = next(model.parameters()).device
+    precision = "bf16" if device.type == "cpu" and cpu_bf16() else "fp32"
+    fast = fold_batchnorm(model).to(memory_format=torch.channels_last)  # weights in the layout the input has
+    logits = run_model(fast, data.images, batch_size=batch_size, tta=tta, precision=precision)
     return Predictions(logits.softmax(-1), data.labels.clone(), tuple(data.classes), data.images)
 
 

@@ -1,6 +1,7 @@
 """Faces in photos: read any photo, detect faces with OpenCV's bundled Haar cascade, crop them the FER-2013 way."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,16 +48,11 @@ def to_grey(photo: np.ndarray) -> np.ndarray:
     return np.asarray(im.convert("L"))
 
 
+@functools.cache
 def _cascade():
     """OpenCV's frontal-face Haar cascade, loaded once (it ships inside opencv-python-headless)."""
-    global _CASCADE
-    if _CASCADE is None:
-        import cv2
-        _CASCADE = cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"))
-    return _CASCADE
-
-
-_CASCADE = None
+    import cv2
+    return cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"))
 
 
 def detect(photo: np.ndarray, side: int = DETECT_SIDE, min_face: int = 32) -> list[tuple[int, int, int, int]]:
@@ -123,28 +119,11 @@ def annotate(photo: np.ndarray, faces: list[dict]) -> Image.Image:
 def colab_snapshot(path: str = "snapshot.jpg", quality: float = 0.9) -> str:
     """Take a webcam photo in Google Colab (the browser asks for the camera) and save it; returns the path."""
     from base64 import b64decode
+    from importlib import resources
 
     from google.colab.output import eval_js  # only exists on Colab
     from IPython.display import Javascript, display
-    display(Javascript("""
-      async function takePhoto(quality) {
-        const video = document.createElement('video');
-        const button = document.createElement('button');
-        button.textContent = 'Capture';
-        document.body.append(video, button);
-        const stream = await navigator.mediaDevices.getUserMedia({video: true});
-        video.srcObject = stream;
-        await video.play();
-        google.colab.output.setIframeHeight(document.documentElement.scrollHeight, true);
-        await new Promise((resolve) => button.onclick = resolve);
-        const canvas = document.createElement('canvas');
-        canvas.width = video.videoWidth;
-        canvas.height = video.videoHeight;
-        canvas.getContext('2d').drawImage(video, 0, 0);
-        stream.getVideoTracks()[0].stop();
-        video.remove(); button.remove();
-        return canvas.toDataURL('image/jpeg', quality);
-      }"""))
+    display(Javascript((resources.files("fernb") / "webcam.js").read_text()))
     data = eval_js(f"takePhoto({quality})")
     Path(path).write_bytes(b64decode(data.split(",")[1]))
     return path

@@ -26,7 +26,7 @@ def _face(ax, image, title: str = "", color=None) -> None:
 def class_counts(splits: dict[str, dict[str, int]], title: str = "Images per class") -> Figure:
     """Grouped bars of images per class for each split, with each class's share of the first split."""
     classes = list(next(iter(splits.values())))
-    fig, ax = plt.subplots(figsize=(9, 4))
+    fig, ax = plt.subplots(figsize=(9, 4), layout="constrained")
     width = 0.8 / len(splits)
     for k, (split, counts) in enumerate(splits.items()):
         ax.bar(np.arange(len(classes)) + k * width, [counts[c] for c in classes], width, label=split)
@@ -37,14 +37,14 @@ def class_counts(splits: dict[str, dict[str, int]], title: str = "Images per cla
     ax.set_xticks(np.arange(len(classes)) + 0.4 - width / 2, classes)
     ax.set(xlabel="class", ylabel="images", title=title)
     ax.legend()
-    fig.tight_layout()
     return fig
 
 
 def sample_grid(images: torch.Tensor, labels: torch.Tensor, classes, per_class: int = 8, seed: int = 0) -> Figure:
     """A row of random faces for every class."""
     g = torch.Generator().manual_seed(seed)
-    fig, axes = plt.subplots(len(classes), per_class, figsize=(per_class * 1.1, len(classes) * 1.2))
+    fig, axes = plt.subplots(len(classes), per_class, figsize=(per_class * 1.1, len(classes) * 1.2),
+                             layout="constrained")
     for k, c in enumerate(classes):
         idx = torch.nonzero(labels == k).flatten()
         pick = idx[torch.randperm(len(idx), generator=g)[:per_class]]
@@ -52,68 +52,63 @@ def sample_grid(images: torch.Tensor, labels: torch.Tensor, classes, per_class: 
             _face(axes[k, j], images[pick[j]] if j < len(pick) else BLANK)
         axes[k, 0].set_ylabel(c, rotation=0, ha="right", va="center", fontsize=10)
     fig.suptitle("Random training faces per class")
-    fig.tight_layout()
     return fig
 
 
 def mean_faces(images: torch.Tensor, labels: torch.Tensor, classes) -> Figure:
     """The pixel-wise mean face of every class."""
-    fig, axes = plt.subplots(1, len(classes), figsize=(len(classes) * 1.6, 2.2))
+    fig, axes = plt.subplots(1, len(classes), figsize=(len(classes) * 1.6, 2.2), layout="constrained")
     for k, c in enumerate(classes):
         _face(axes[k], images[labels == k].float().mean(0), c)
     fig.suptitle("Mean face per class")
-    fig.tight_layout()
     return fig
 
 
 def pixel_stats(images: torch.Tensor, labels: torch.Tensor, classes) -> Figure:
     """Histogram of all pixel intensities, and per-image mean brightness per class."""
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.5))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.5), layout="constrained")
     a.hist(images[::7].flatten().numpy(), bins=64, color="grey")
     a.set(xlabel="pixel intensity", ylabel="pixels (every 7th image)", title="Pixel intensities")
     means = images.float().mean((1, 2))
     b.boxplot([means[labels == k].numpy() for k in range(len(classes))], tick_labels=list(classes), showfliers=False)
     b.set(xlabel="class", ylabel="mean brightness", title="Per-image brightness by class")
-    fig.tight_layout()
     return fig
 
 
 def image_strip(images, titles=None, title: str = "") -> Figure:
     """Faces in one row, with optional titles."""
     n = len(images)
-    fig, axes = plt.subplots(1, n, figsize=(n * 1.3, 1.8), squeeze=False)
+    fig, axes = plt.subplots(1, n, figsize=(n * 1.3, 1.8), squeeze=False, layout="constrained")
     for j in range(n):
         _face(axes[0, j], images[j], titles[j] if titles else "")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 
 def augment_rows(rows: dict[str, torch.Tensor]) -> Figure:
     """One row of augmented variants per augmentation name (row label on the left)."""
     n = max(len(v) for v in rows.values())
-    fig, axes = plt.subplots(len(rows), n, figsize=(n * 1.1, len(rows) * 1.2), squeeze=False)
+    fig, axes = plt.subplots(len(rows), n, figsize=(n * 1.1, len(rows) * 1.2), squeeze=False,
+                             layout="constrained")
     for i, (name, imgs) in enumerate(rows.items()):
         for j in range(n):
             _face(axes[i, j], imgs[j] if j < len(imgs) else BLANK)
         axes[i, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=10)
     fig.suptitle("The same face through each augmentation")
-    fig.tight_layout()
     return fig
 
 
 def training_curves(history: list[dict]) -> Figure:
     """Loss and accuracy per epoch for train and val."""
     ep = [r["epoch"] for r in history]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.8), layout="constrained")
     for key, ax in (("loss", a), ("acc", b)):
         ax.plot(ep, [r[f"train_{key}"] for r in history], "o-", label="train (augmented)")
         if "val_" + key in history[0]:
             ax.plot(ep, [r[f"val_{key}"] for r in history], "o-", label="val")
         ax.set(xlabel="epoch", ylabel=key if key == "loss" else "accuracy", title=f"{key.title()} per epoch")
         ax.legend()
-    fig.tight_layout()
     return fig
 
 
@@ -121,26 +116,24 @@ def confusion(cm, classes) -> Figure:
     """Confusion matrix in counts and row-normalised (rows = true class)."""
     cm = np.asarray(cm)
     norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-    fig, (a, b) = plt.subplots(1, 2, figsize=(13, 5))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(13, 5), layout="constrained")
     sns.heatmap(cm, annot=True, fmt="d", cmap="Blues", xticklabels=classes, yticklabels=classes, ax=a, cbar=False)
     sns.heatmap(norm, annot=True, fmt=".2f", cmap="Blues", xticklabels=classes, yticklabels=classes, ax=b,
                 vmin=0, vmax=1)
     a.set(xlabel="predicted", ylabel="true", title="Confusion matrix (counts)")
     b.set(xlabel="predicted", ylabel="true", title="Confusion matrix (row-normalised: recall on the diagonal)")
-    fig.tight_layout()
     return fig
 
 
 def per_class_f1(per_class: dict[str, dict]) -> Figure:
     """F1 per class as bars, with the class's support in the label."""
     classes = list(per_class)
-    fig, ax = plt.subplots(figsize=(8, 3.5))
+    fig, ax = plt.subplots(figsize=(8, 3.5), layout="constrained")
     ax.bar(classes, [per_class[c]["f1"] for c in classes], color=[PALETTE.get(c) for c in classes])
     for i, c in enumerate(classes):
         ax.text(i, per_class[c]["f1"], f"{per_class[c]['f1']:.2f}\nn={per_class[c]['support']}", ha="center",
                 va="bottom", fontsize=8)
     ax.set(xlabel="class", ylabel="F1", ylim=(0, 1.15), title="F1 per class")
-    fig.tight_layout()
     return fig
 
 
@@ -149,7 +142,7 @@ def reliability(cal: dict) -> Figure:
     edges = np.asarray(cal["edges"])
     centers, width = (edges[:-1] + edges[1:]) / 2, edges[1] - edges[0]
     used = np.asarray(cal["count"]) > 0
-    fig, ax = plt.subplots(figsize=(4.8, 4.5))
+    fig, ax = plt.subplots(figsize=(4.8, 4.5), layout="constrained")
     ax.bar(centers[used], np.asarray(cal["accuracy"])[used], width * 0.95, label="accuracy", color="tab:blue")
     ax.plot([0, 1], [0, 1], "k--", label="perfect calibration")
     ax.plot(np.asarray(cal["confidence"])[used], np.asarray(cal["accuracy"])[used], "o", color="tab:orange",
@@ -157,14 +150,14 @@ def reliability(cal: dict) -> Figure:
     ax.set(xlabel="confidence", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1),
            title=f"Reliability (ECE = {100 * cal['ece']:.1f}%)")
     ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
     return fig
 
 
 def view_classify(pred: Predictions, i: int, ax_img=None, ax_bar=None) -> Figure:
     """One face with its class-probability bars (the original notebook's view_classify, done well)."""
     if ax_img is None:
-        fig, (ax_img, ax_bar) = plt.subplots(1, 2, figsize=(6, 2.6), gridspec_kw={"width_ratios": [1, 1.6]})
+        fig, (ax_img, ax_bar) = plt.subplots(1, 2, figsize=(6, 2.6), gridspec_kw={"width_ratios": [1, 1.6]},
+                                             layout="constrained")
     true, guess = pred.classes[int(pred.labels[i])], pred.classes[int(pred.preds[i])]
     _face(ax_img, pred.images[i], f"true: {true}")
     probs = pred.probs[i].numpy()
@@ -182,17 +175,16 @@ def view_classify(pred: Predictions, i: int, ax_img=None, ax_bar=None) -> Figure
 def class_probabilities(pred: Predictions, indices) -> Figure:
     """view_classify for several faces, one per row."""
     fig, axes = plt.subplots(len(indices), 2, figsize=(6.5, 2.1 * len(indices)),
-                             gridspec_kw={"width_ratios": [1, 1.8]}, squeeze=False)
+                             gridspec_kw={"width_ratios": [1, 1.8]}, squeeze=False, layout="constrained")
     for row, i in enumerate(indices):
         view_classify(pred, int(i), axes[row, 0], axes[row, 1])
-    fig.tight_layout()
     return fig
 
 
 def right_and_wrong(pred: Predictions, k: int, right, wrong) -> Figure:
     """Two rows for true class k: its most confident right predictions, then its most confident wrong ones."""
     n = max(1, len(right), len(wrong))
-    fig, axes = plt.subplots(2, n, figsize=(n * 1.25, 3.4), squeeze=False)
+    fig, axes = plt.subplots(2, n, figsize=(n * 1.25, 3.4), squeeze=False, layout="constrained")
     for row, (indices, name) in enumerate(((right, "right"), (wrong, "wrong"))):
         for j in range(n):
             ax = axes[row, j]
@@ -204,37 +196,34 @@ def right_and_wrong(pred: Predictions, k: int, right, wrong) -> Figure:
                   "tab:green" if row == 0 else "tab:red")
         axes[row, 0].set_ylabel(name, fontsize=9)
     fig.suptitle(f"true {pred.classes[k]}: most confident right (top) and wrong (bottom) predictions", fontsize=10)
-    fig.tight_layout()
     return fig
 
 
 def saliency(images, cams, titles=None, title: str = "Grad-CAM: where the evidence was") -> Figure:
     """Faces (top row) and their Grad-CAM heat maps over them (bottom row)."""
     n = len(images)
-    fig, axes = plt.subplots(2, n, figsize=(n * 1.4, 3.2), squeeze=False)
+    fig, axes = plt.subplots(2, n, figsize=(n * 1.4, 3.2), squeeze=False, layout="constrained")
     for j in range(n):
         _face(axes[0, j], images[j], titles[j] if titles else "")
         _face(axes[1, j], images[j])
         axes[1, j].imshow(np.asarray(cams[j]), cmap="jet", alpha=0.45, vmin=0, vmax=1)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
     return fig
 
 
 def show_image(image, title: str = "") -> Figure:
     """A photo (array or PIL image) at its aspect ratio, without axes."""
-    fig, ax = plt.subplots(figsize=(6, 6))
+    fig, ax = plt.subplots(figsize=(6, 6), layout="constrained")
     ax.imshow(np.asarray(image), cmap="gray" if np.asarray(image).ndim == 2 else None)
     ax.axis("off")
     ax.set_title(title)
-    fig.tight_layout()
     return fig
 
 
 def face_report(crops, probs, classes, cams) -> Figure:
     """For each face of a photo: the 48x48 crop, its Grad-CAM, and its class-probability bars."""
     fig, axes = plt.subplots(len(crops), 3, figsize=(8, 2.3 * len(crops)), squeeze=False,
-                             gridspec_kw={"width_ratios": [1, 1, 2]})
+                             gridspec_kw={"width_ratios": [1, 1, 2]}, layout="constrained")
     for i, (crop, p, cam) in enumerate(zip(crops, probs, cams)):
         p = np.asarray(p)
         _face(axes[i, 0], crop, f"face {i}: what the model sees")
@@ -243,5 +232,4 @@ def face_report(crops, probs, classes, cams) -> Figure:
         axes[i, 2].barh(classes, p, color=["tab:orange" if k == p.argmax() else "lightgrey" for k in range(len(p))])
         axes[i, 2].invert_yaxis()
         axes[i, 2].set(xlim=(0, 1), xlabel="probability", title=f"{classes[int(p.argmax())]} ({p.max():.0%})")
-    fig.tight_layout()
     return fig

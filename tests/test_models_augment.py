@@ -77,3 +77,21 @@ def test_mixup_gives_soft_targets():
     _, target = mix(x, y)
     assert target.shape == (8, 7) and torch.allclose(target.sum(-1), torch.ones(8))
     assert (target.max(-1).values < 1).any()
+
+
+@pytest.mark.parametrize("name", ["fernet_s", "resnet18"])
+def test_folding_batchnorm_keeps_the_outputs(name):
+    from fernb.models import fold_batchnorm
+    model = create_model(name)
+    model.train()
+    with torch.no_grad():  # give every BatchNorm running statistics of its own
+        for _ in range(3):
+            model(torch.randn(8, 1, 48, 48) * 2 + 0.5)
+    model.eval()
+    folded = fold_batchnorm(model)
+    x = torch.randn(4, 1, 48, 48)
+    with torch.no_grad():
+        assert torch.allclose(folded(x), model(x), atol=1e-4)
+    if name == "fernet_s":  # every FERNet BatchNorm follows a conv in one Sequential; timm's models may keep some
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())  # the original is left as it was

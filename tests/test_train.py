@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -90,17 +91,12 @@ def test_auto_model_follows_the_budget_and_the_measured_speed(monkeypatch):
     assert resolve_model(TrainConfig(minutes=30), cpu, x, y) == "fernet"
 
 
-def test_tta_views_are_mirrors_and_two_pixel_shifts():
+def test_tta_views_are_the_batch_and_its_mirror():
     x = torch.arange(2 * 48 * 48, dtype=torch.float32).reshape(2, 1, 48, 48)
-    assert len(tta_views(x, None)) == 1 and len(tta_views(x, "flip")) == 2
-    views = tta_views(x, "shift")
-    assert len(views) == 10 and all(v.shape == x.shape for v in views)
-    assert torch.equal(views[1], x.flip(-1))
-    right, left, down, up = views[2], views[4], views[6], views[8]  # each followed by its mirror
-    assert torch.equal(right[..., :, :46], x[..., :, 2:]) and torch.equal(right[..., :, 46], x[..., :, 47])
-    assert torch.equal(left[..., :, 2:], x[..., :, :46]) and torch.equal(down[..., :46, :], x[..., 2:, :])
-    assert torch.equal(up[..., 2:, :], x[..., :46, :]) and torch.equal(views[3], right.flip(-1))
-    for bad in ("tencrop", True):
+    assert len(tta_views(x, None)) == 1 and torch.equal(tta_views(x, None)[0], x)
+    views = tta_views(x, "flip")
+    assert len(views) == 2 and torch.equal(views[1][..., 0], x[..., 47]) and torch.equal(views[1].flip(-1), x)
+    for bad in ("shift", "tencrop", True):
         with pytest.raises(FernbError, match="unknown TTA mode"):
             tta_views(x, bad)
 
@@ -191,9 +187,8 @@ def test_evaluate_cli_json_on_a_test_only_source(trained, tmp_path, capsys):
                  "--tta", "--json"]) == 0
     m = json.loads(capsys.readouterr().out)
     assert m["n"] == 21 and len(m["confusion"]) == 7 and sum(map(sum, m["confusion"])) == 21 and m["tta"] == "flip"
-    assert main(["evaluate", "--data", str(tmp_path / "fer"), "--checkpoint", str(trained[0]), "--tta", "shift",
-                 "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["tta"] == "shift"
+    assert main(["evaluate", "--data", str(tmp_path / "fer"), "--checkpoint", str(trained[0]), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["tta"] is None
     assert {"accuracy", "macro_f1", "per_class", "confusion", "n"} <= set(m)
 
 
@@ -298,3 +293,34 @@ def test_a_checkpoint_carves_the_val_split_it_was_trained_with(synth, tmp_path):
     again = load_split(meta, "synthetic", "val")
     assert torch.equal(again.images, val.images) and torch.equal(again.labels, val.labels)
     assert not torch.equal(again.images, load(split="val", pool=pool, seed=0).images)  # seed 0 would differ
+
+
+@pytest.mark.parametrize("capability,expected", [((7, 5), "fp16"), ((8, 0), "bf16"), ((9, 0), "bf16")])
+def test_gpu_precision_follows_native_bf16(monkeypatch, capability, expected):
+    """A T4 (7.5) reports is_bf16_supported() but only emulates it: fp16 with a GradScaler there, bf16 from Ampere on."""
+    from fernb import device
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None: capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert device.pick_precision(None, None, None, torch.device("cuda")) == expected
+
+
+def test_cpu_without_native_bf16_gets_fp32_without_a_trial(monkeypatch):
+    from fernb import device
+    monkeypatch.setattr(device, "cpu_bf16", lambda: False)
+    monkeypatch.setattr(device, "seconds_per_step", lambda *a, **k: pytest.fail("a timed trial ran"))
+    assert device.pick_precision(None, None, None, torch.device("cpu")) == "fp32"
+    assert device.pick_precision(None, None, None, torch.device("mps")) == "fp32"
+    monkeypatch.setattr(device, "cpu_bf16", lambda: True)  # a native-bf16 CPU measures both and keeps the faster
+    times = {"bf16": 1.0, "fp32": 2.0}
+    monkeypatch.setattr(device, "seconds_per_step", lambda m, x, y, d, p, **k: times[p])
+    assert device.pick_precision(None, None, None, torch.device("cpu")) == "bf16"
+    times["bf16"] = 1.95
+    assert device.pick_precision(None, None, None, torch.device("cpu")) == "fp32"
+
+
+def test_the_avx2_restriction_turns_native_bf16_off():
+    """ONEDNN_MAX_CPU_ISA=AVX2 is how an AVX-512 BF16 machine measures the AVX2 path: bf16 must not count as native."""
+    code = "from fernb.device import cpu_bf16; print(cpu_bf16())"
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert run.stdout.strip() == "False"

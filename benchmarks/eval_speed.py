@@ -1,0 +1,63 @@
+"""Evaluation speed: the packaged model on the test split with flip TTA, by the previous path and by fernb's path.
+
+    python benchmarks/eval_speed.py --data ../shared/fer2013
+    ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 python benchmarks/eval_speed.py --data ../shared/fer2013  # AVX2
+
+Each path runs --repeat times; the median wall time is printed with the accuracy it reached.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from fernb.augment import to_input
+from fernb.data import load
+from fernb.device import cpu_summary
+from fernb.evaluate import load_model, predict
+
+
+@torch.no_grad()
+def previous_path(model, images: torch.Tensor) -> torch.Tensor:
+    """fernb's evaluation before this benchmark (commit cea1b45): BatchNorm kept, each TTA view its own forward."""
+    model.eval()
+    out = []
+    for i in range(0, len(images), 512):
+        x = to_input(images[i:i + 512], channels_last=True)
+        views = [x, x.flip(-1)]
+        out.append(sum(model(v.contiguous(memory_format=torch.channels_last)).float() for v in views) / 2)
+    return torch.cat(out).softmax(-1)
+
+
+def timed(fn, repeat: int) -> tuple[float, torch.Tensor]:
+    """Median seconds of fn() over repeat runs after one warm-up, and its last result."""
+    result, times = fn(), []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), result
+
+
+def main() -> None:
+    """Time both paths on the same model and faces, and print seconds, faces/s and accuracy."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default=None, help="FER-2013 folder or csv (default: $FERNB_DATA, ./data/fer2013)")
+    p.add_argument("--checkpoint", default=None, help="default: the packaged model")
+    p.add_argument("--repeat", type=int, default=3)
+    args = p.parse_args()
+    print(f"torch {torch.__version__}; {cpu_summary()}")
+    model, meta = load_model(args.checkpoint)
+    test = load(args.data, "test")
+    for name, fn in (("previous path", lambda: previous_path(model, test.images)),
+                     ("fernb.evaluate.predict", lambda: predict(model, test, tta="flip").probs)):
+        seconds, probs = timed(fn, args.repeat)
+        acc = (probs.argmax(-1) == test.labels).float().mean().item()
+        print(f"{name:24s} {meta['model']}, {len(test)} faces, flip TTA: {seconds:6.2f} s, "
+              f"{len(test) / seconds:6.0f} faces/s, accuracy {acc:.4f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
