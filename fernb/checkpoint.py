@@ -14,6 +14,7 @@ from fernb.files import atomic_write
 from fernb.models import create_model
 
 WEIGHTS, CONFIG = "weights.safetensors", "config.json"
+NEEDED = ("model", "classes")  # the keys of config.json that rebuilding a model needs
 
 
 def save(out: str | Path, model: torch.nn.Module, meta: dict, dtype: torch.dtype | None = None) -> Path:
@@ -46,15 +47,24 @@ def read_meta(path: str | Path) -> dict:
         raise CheckpointError(f"{path}: not a fernb checkpoint (expected {WEIGHTS} and {CONFIG} in a folder); "
                               "train one with `fernb train` or omit --checkpoint")
     try:
-        return json.loads((path / CONFIG).read_text())
+        meta = json.loads((path / CONFIG).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{path / CONFIG}: unreadable JSON ({e}); the checkpoint is damaged, train it again") from None
+    if not isinstance(meta, dict) or any(k not in meta for k in NEEDED):
+        raise CheckpointError(f"{path / CONFIG}: not a fernb checkpoint's config (it needs the keys "
+                              f"{', '.join(NEEDED)}); train one with `fernb train` or pass another --checkpoint")
+    return meta
 
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
     """Rebuild the model a checkpoint describes and load its weights; returns (model in eval mode, meta)."""
     path = Path(path)
     meta = read_meta(path)
+    with open(path / WEIGHTS, "rb") as f:
+        head = f.read(2)
+    if head == b"PK" or head[:1] == b"\x80":  # a zip written by torch.save, or a bare pickle: never opened
+        raise CheckpointError(f"{path / WEIGHTS}: a pickled PyTorch file under a safetensors name; fernb never "
+                              "unpickles checkpoints: save the weights with fernb.checkpoint.save")
     try:
         state = load_file(str(path / WEIGHTS), device=str(device))
     except (SafetensorError, OSError, ValueError) as e:

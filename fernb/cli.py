@@ -6,8 +6,11 @@ import json
 import os
 import sys
 
+from pathlib import Path
+
 from fernb.data import IMAGE_SIZE
-from fernb.errors import FernbError
+from fernb.errors import FernbError, OutputError
+from fernb.files import check_output
 
 
 def cmd_info(args: argparse.Namespace) -> None:
@@ -32,18 +35,40 @@ def cmd_download(args: argparse.Namespace) -> None:
     print(f"FER-2013 is in {dest}; try: fernb info --data {dest}")
 
 
+def train_config(args: argparse.Namespace, out: Path):
+    """The TrainConfig for `fernb train`: from the options, or with --resume the run's own saved config."""
+    from fernb import checkpoint
+    from fernb.train import STATE, TrainConfig
+    if not args.resume:
+        cfg = TrainConfig(model=args.model, epochs=args.epochs, minutes=args.minutes, batch_size=args.batch_size,
+                          lr=args.lr, seed=args.seed, class_weights=args.class_weights, device=args.device,
+                          precision=args.precision)  # checks every option first
+        if (out / checkpoint.CONFIG).exists() and not args.force:
+            raise OutputError(f"{out}: holds the checkpoint of another run; pass --resume to continue it, --force to "
+                              "overwrite it, or another --out")
+        return cfg
+    if not (out / STATE).is_file() or not (out / checkpoint.CONFIG).is_file():
+        raise OutputError(f"{out}: holds no run to resume (no {STATE}); drop --resume to start a new run there")
+    meta = checkpoint.read_meta(out)
+    if args.model not in ("auto", meta["model"]):
+        raise OutputError(f"{out}: holds a {meta['model']} run, not {args.model}; drop --model to resume it")
+    holdout = meta.get("holdout") or {"val_fraction": 0, "seed": meta["config"]["seed"]}  # the same train split
+    args.val_fraction, args.seed = holdout["val_fraction"], holdout["seed"]
+    return TrainConfig.from_dict(meta["config"])
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     """Train a model on a source's train split, select on val, save a checkpoint directory."""
-    from fernb.data import load, read_pool
+    from fernb.data import check_holdout, load, read_pool
     from fernb.evaluate import RUNS_DEFAULT
-    from fernb.train import TrainConfig, fit
-    cfg = TrainConfig(model=args.model, epochs=args.epochs, minutes=args.minutes, batch_size=args.batch_size,
-                      lr=args.lr, seed=args.seed, class_weights=args.class_weights, device=args.device,
-                      precision=args.precision)
+    from fernb.train import fit
+    out = check_output(args.out or RUNS_DEFAULT, folder=True)
+    cfg = train_config(args, out)
+    if args.val_fraction:  # 0: all of train
+        check_holdout(args.val_fraction, args.seed)
     pool = read_pool(args.data)
     train = load(split="train", pool=pool, val_fraction=args.val_fraction, seed=args.seed)
     val = load(split="val", pool=pool, val_fraction=args.val_fraction, seed=args.seed) if args.val_fraction else None
-    out = args.out or RUNS_DEFAULT
     summary = fit(train, val, cfg, out=out, resume=args.resume, progress=not args.json)
     summary.pop("network")
     if args.json:
@@ -76,10 +101,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Detect faces in photos and print each face's box and class probabilities; the batch goes on past bad files."""
-    from pathlib import Path
-
     from fernb.evaluate import load_model
     from fernb.faces import annotate, predict_faces, read_photo
+    if args.annotate:
+        check_output(args.annotate, folder=True)
     model, meta = load_model(args.checkpoint)
     results, failed = [], 0
     for path in args.images:
@@ -113,6 +138,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 
     from fernb.evaluate import load_model
     from fernb.export import export_onnx, onnx_parity
+    check_output(args.out, folder=False)
     model, meta = load_model(args.checkpoint)
     out = export_onnx(model, args.out)
     faces = torch.randint(0, 256, (16, IMAGE_SIZE, IMAGE_SIZE), dtype=torch.uint8,
@@ -133,10 +159,17 @@ def add_checkpoint_arg(s: argparse.ArgumentParser) -> None:
                    "else runs/latest)")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line like every other fernb error (no usage block before it)."""
+
+    def error(self, message: str):
+        self.exit(2, f"fernb: error: {self.prog}: {message}; see {self.prog} --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     from fernb import __version__
-    p = argparse.ArgumentParser(prog="fernb", description="Facial expression recognition on FER-2013.")
+    p = Parser(prog="fernb", description="Facial expression recognition on FER-2013.")
     p.add_argument("--version", action="version", version=f"fernb {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     add_data_commands(sub)
@@ -182,7 +215,8 @@ def add_train_command(sub) -> None:
     s.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, ...")
     s.add_argument("--precision", default="auto", choices=PRECISIONS)
     s.add_argument("--out", help="checkpoint directory (default runs/latest)")
-    s.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    s.add_argument("--resume", action="store_true", help="continue the run saved in --out, with its own options")
+    s.add_argument("--force", action="store_true", help="overwrite the checkpoint of another run in --out")
     s.add_argument("--json", action="store_true", help="print the run summary as JSON (no progress bars)")
     s.set_defaults(func=cmd_train)
 
@@ -212,7 +246,10 @@ def add_model_commands(sub) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `fernb` console script."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help, --version, or a bad option (argparse has printed its line)
+        return e.code or 0
     try:
         return args.func(args) or 0
     except FernbError as e:

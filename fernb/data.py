@@ -137,8 +137,7 @@ def split_indices(pool: Pool, split: str, val_fraction: float = 0.1, seed: int =
                             "point --data at a source with train/")
         if split == "trainval" or (split == "train" and val_fraction == 0):
             return idx
-        if not 0 < val_fraction < 1:
-            raise DataError(f"val_fraction={val_fraction}: must be in (0, 1) to carve a val split")
+        check_holdout(val_fraction, seed)
         return np.sort(_stratified_holdout(idx, pool.labels[idx], val_fraction, seed)[split == "val"])
     wanted = {"test": ("PublicTest", "PrivateTest", "Test"), "publictest": ("PublicTest",),
               "privatetest": ("PrivateTest",)}[split]
@@ -147,6 +146,14 @@ def split_indices(pool: Pool, split: str, val_fraction: float = 0.1, seed: int =
         what = "test/ images" if split == "test" else f"{wanted[0]}_* files or {wanted[0]} rows"
         raise DataError(f"{pool.source}: holds no {what} for split {split!r}; point --data at a source that has them")
     return idx
+
+
+def check_holdout(val_fraction: float, seed: int) -> None:
+    """Refuse a hold-out that cannot be carved: a fraction outside (0, 1) or a negative or non-integer seed."""
+    if not 0 < val_fraction < 1:
+        raise DataError(f"val_fraction={val_fraction}: must be in (0, 1) to carve a val split")
+    if not isinstance(seed, int) or seed < 0:
+        raise DataError(f"seed={seed!r}: must be a whole number >= 0")
 
 
 def _stratified_holdout(idx: np.ndarray, labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -166,6 +173,7 @@ def _stratified_holdout(idx: np.ndarray, labels: np.ndarray, fraction: float, se
 
 def describe(pool: Pool, val_fraction: float = 0.1, seed: int = 0) -> dict:
     """Layout, image size and per-split, per-class counts of a source (what `fernb info` prints)."""
+    check_holdout(val_fraction, seed)
     splits = {}
     for split in SPLITS:
         try:
@@ -280,9 +288,17 @@ def _read_folder(root: Path, files: list[tuple[str, int, str, int, int]]) -> Poo
 
 def read_csv(path: Path) -> Pool:
     """Read Kaggle's fer2013.csv (emotion,pixels,Usage), mapping its label order to CLASSES."""
+    try:
+        return _parse_csv(path)
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a text file; pass Kaggle's fer2013.csv (emotion,pixels,Usage)") from None
+
+
+def _parse_csv(path: Path) -> Pool:
+    """read_csv's loop over the rows, checking each."""
     to_canonical = np.array([CLASSES.index(c) for c in CSV_CLASSES])
     images, labels, usage = [], [], []
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8") as f:
         reader = csv.reader(f)
         header = [h.strip() for h in next(reader, [])]
         if header[:3] != ["emotion", "pixels", "Usage"]:
@@ -299,8 +315,10 @@ def read_csv(path: Path) -> Pool:
             if not 0 <= emotion < len(CSV_CLASSES):
                 raise DataError(f"{path}:{row_no}: emotion {emotion} is not in 0..6: fix or delete the row")
             if pixels.size != IMAGE_SIZE * IMAGE_SIZE or pixels.min() < 0 or pixels.max() > 255:
+                got = (f"{pixels.size} values" if pixels.size != IMAGE_SIZE * IMAGE_SIZE else
+                       f"a value of {pixels.max() if pixels.max() > 255 else pixels.min()}")
                 raise DataError(f"{path}:{row_no}: pixels must be {IMAGE_SIZE * IMAGE_SIZE} values in 0..255, "
-                                f"got {pixels.size}: fix or delete the row")
+                                f"got {got}: fix or delete the row")
             if use not in USAGES[:3]:
                 raise DataError(f"{path}:{row_no}: Usage {use!r} is not Training, PublicTest or PrivateTest")
             images.append(pixels.astype(np.uint8).reshape(IMAGE_SIZE, IMAGE_SIZE))

@@ -31,3 +31,7 @@ class CheckpointError(FernbError, ValueError):
 
 class PhotoError(FernbError, ValueError):
     """A photo that cannot be read."""
+
+
+class OutputError(FernbError, ValueError):
+    """An output path that cannot be written, or that holds something a run must not overwrite."""

@@ -29,6 +29,8 @@ class Face:
 def read_photo(path: str | Path) -> np.ndarray:
     """Any photo file (RGB, RGBA, grey, palette; EXIF orientation honoured) as RGB uint8 [H, W, 3]."""
     path = Path(path)
+    if path.is_dir():
+        raise PhotoError(f"{path}: is a folder; pass photo files, e.g. {path}/*.jpg")
     if not path.is_file():
         raise PhotoError(f"{path}: no such file; check the path")
     if path.stat().st_size == 0:

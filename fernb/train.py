@@ -61,6 +61,12 @@ class TrainConfig:
         """Plain dict for JSON."""
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        """The config to_dict wrote (a checkpoint's, for --resume)."""
+        aug = {**d["augment"], "scale": tuple(d["augment"]["scale"])}
+        return cls(**{**d, "augment": AugmentConfig(**aug)})
+
 
 # name -> (kind, lowest, highest, lowest allowed?): the one place a training option's range is stated
 _RANGES = {"epochs": (int, 1, None, True), "minutes": (float, 0, None, False), "batch_size": (int, 1, None, True),

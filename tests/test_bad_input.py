@@ -89,3 +89,129 @@ def test_console_script_prints_no_traceback(tmp_path):
                          capture_output=True, text=True)
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert run.stderr.strip().count("\n") == 0 and "nope" in run.stderr
+
+
+# ---------------------------------------------------------------- options, outputs and checkpoints (issue 17)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A finished one-epoch run on synthetic faces, with its checkpoint and resume state."""
+    out = tmp_path_factory.mktemp("run")
+    assert main(["train", "--data", "synthetic", "--model", "fernet_s", "--epochs", "1", "--batch-size", "64",
+                 "--out", str(out), "--json"]) == 0
+    return out
+
+
+def snapshot(folder) -> dict:
+    """Every file under folder and its bytes, to show that a refused command touched nothing."""
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("argv,says", [(["--epochs", "0"], "epochs=0"), (["--minutes", "0"], "minutes=0"),
+                                       (["--epochs", "-3"], "epochs=-3"), (["--batch-size", "-4"], "batch_size=-4"),
+                                       (["--batch-size", "0"], "batch_size=0"), (["--lr", "-1"], "lr=-1"),
+                                       (["--minutes", "-1"], "minutes=-1"), ([], "--resume"),
+                                       (["--force", "--epochs", "0"], "epochs=0")])
+def test_a_refused_train_leaves_an_existing_checkpoint_byte_for_byte(capsys, run_dir, argv, says):
+    before = snapshot(run_dir)
+    capsys.readouterr()
+    fails(capsys, ["train", "--data", "synthetic", "--out", str(run_dir)] + argv, says)
+    assert snapshot(run_dir) == before
+
+
+def test_resume_needs_a_run_and_keeps_its_model(capsys, run_dir, tmp_path):
+    fails(capsys, ["train", "--data", "synthetic", "--resume", "--out", str(tmp_path)], "no run to resume")
+    before = snapshot(run_dir)
+    fails(capsys, ["train", "--data", "synthetic", "--resume", "--model", "fernet_l", "--out", str(run_dir)],
+          "fernet_s run", "drop --model")
+    assert snapshot(run_dir) == before
+
+
+def test_resume_continues_the_saved_run_with_its_own_options(capsys, run_dir, tmp_path):
+    import shutil as sh
+    sh.copytree(run_dir, tmp_path / "run")
+    assert main(["train", "--data", "synthetic", "--resume", "--out", str(tmp_path / "run"), "--json"]) == 0
+    import json
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["model"] == "fernet_s" and summary["epochs_run"] == 1  # the saved run (1 epoch) was already done
+
+
+@pytest.mark.parametrize("content", ["{}", "[]", '{"model": "fernet_s"}'])
+def test_a_config_that_is_json_but_not_a_checkpoints(capsys, run_dir, tmp_path, content):
+    import shutil as sh
+    sh.copytree(run_dir, tmp_path / "c")
+    (tmp_path / "c" / "config.json").write_text(content)
+    fails(capsys, ["evaluate", "--data", "synthetic", "--checkpoint", str(tmp_path / "c")], "not a fernb checkpoint")
+
+
+def test_a_pickle_under_the_safetensors_name_is_named_a_pickle(capsys, run_dir, tmp_path):
+    import shutil as sh
+
+    import torch
+    sh.copytree(run_dir, tmp_path / "c")
+    torch.save({"w": torch.zeros(1)}, tmp_path / "c" / "weights.safetensors")
+    fails(capsys, ["evaluate", "--data", "synthetic", "--checkpoint", str(tmp_path / "c")], "pickled")
+
+
+def test_outputs_are_checked_before_any_work(capsys, run_dir, tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("keep me")
+    fails(capsys, ["export", "--checkpoint", str(run_dir), "--out", str(tmp_path)], "is a folder")
+    fails(capsys, ["export", "--checkpoint", str(run_dir), "--out", str(a_file / "m.onnx")], "is a file")
+    fails(capsys, ["predict", str(a_file), "--annotate", str(a_file)], "is a file")
+    fails(capsys, ["download", str(a_file)], "is a file")
+    fails(capsys, ["train", "--data", "synthetic", "--out", str(a_file)], "is a file")
+    assert a_file.read_text() == "keep me"
+
+
+def test_a_failed_download_leaves_nothing_behind(capsys, tmp_path):
+    import subprocess as sp
+
+    from tests.conftest import write_folder
+    repo = tmp_path / "repo"
+    write_folder(repo, per_class=1)
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    sp.run(["git", "init", "-q", str(repo)], check=True)
+    sp.run(git + ["add", "."], check=True)
+    sp.run(git + ["commit", "-qm", "faces"], check=True)
+    dest = tmp_path / "mine"
+    dest.mkdir()
+    (dest / "notes.txt").write_text("my notes")
+    fails(capsys, ["download", str(dest), "--url", str(repo)], "expected 28709")
+    assert sorted(p.name for p in dest.iterdir()) == ["notes.txt"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".fernb-download")]
+
+
+def test_csv_that_is_not_text_and_a_pixel_out_of_range(capsys, tmp_path):
+    (tmp_path / "bin.csv").write_bytes(b"emotion,pixels,Usage\n\xff\xfe\x00\x81garbage")
+    fails(capsys, ["info", "--data", str(tmp_path / "bin.csv")], "bin.csv", "not a text file")
+    row = " ".join(["300"] + ["0"] * 2303)
+    (tmp_path / "f.csv").write_text(f"emotion,pixels,Usage\n0,{row},Training\n")
+    fails(capsys, ["info", "--data", str(tmp_path / "f.csv")], "f.csv:2", "a value of 300")
+
+
+def test_predict_on_a_folder_says_so(capsys, tmp_path):
+    assert main(["predict", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "is a folder" in err and "Traceback" not in err
+
+
+NUMERIC = {("train", "--epochs"): ["0", "-1", "abc", "1e999", "2.5"],
+           ("train", "--minutes"): ["0", "-1", "abc", "1e999", "nan"],
+           ("train", "--batch-size"): ["0", "-1", "abc", "1e999"],
+           ("train", "--lr"): ["0", "-1", "abc", "1e999", "nan"],
+           ("train", "--seed"): ["-1", "abc", "1e999"],
+           ("train", "--val-fraction"): ["-0.1", "1", "2", "abc", "nan"],
+           ("info", "--val-fraction"): ["0", "-1", "1", "abc", "nan"],
+           ("info", "--seed"): ["-1", "abc", "1e999"]}
+
+
+@pytest.mark.parametrize("command,option,value", [(c, o, v) for (c, o), vs in NUMERIC.items() for v in vs])
+def test_every_bad_numeric_option_is_one_line_and_exit_2(capsys, tmp_path, command, option, value):
+    argv = [command, "--data", "synthetic", option, value] + (["--out", str(tmp_path / "o")] if command == "train" else [])
+    assert main(argv) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if "NOTICE" not in line]
+    assert len(err) == 1 and err[0].startswith("fernb: error:") and "Traceback" not in err[0], err
+    assert option.strip("-").replace("-", "_") in err[0] or option in err[0], err
+    assert not (tmp_path / "o").exists()
