@@ -1,4 +1,4 @@
-"""Repo-wide pytest set-up: notebooks (collected by nbval) run in test mode on synthetic faces."""
+"""Repo-wide pytest set-up: the notebooks (collected by nbval) run on synthetic faces, steered by the environment."""
 from __future__ import annotations
 
 import os
@@ -6,16 +6,17 @@ from pathlib import Path
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """When notebooks are collected, run them in test mode with a small checkpoint trained on synthetic faces."""
+    """When notebooks are collected, steer their kernels (which inherit the environment) to a quick run:
+    synthetic faces, two epochs in notebook 03, and a small checkpoint trained here for 04-06."""
     if not any(str(item.fspath).endswith(".ipynb") for item in items):
         return
     import tempfile
 
     from fernb.data import load, read_pool
     from fernb.train import TrainConfig, fit
-    os.environ["FERNB_NOTEBOOK_TEST"] = "1"  # kernels inherit it: the notebooks switch to synthetic data
     pool = read_pool("synthetic")
     out = Path(tempfile.mkdtemp(prefix="fernb-nbtest-"))
     fit(load(split="train", pool=pool), load(split="val", pool=pool),
         TrainConfig(model="fernet_s", epochs=2, batch_size=64), out=out, progress=False)
-    os.environ["FERNB_CHECKPOINT"] = str(out)
+    # set after the tests' own modules were imported: tests/conftest.py has read the real data's path already
+    os.environ.update(FERNB_DATA="synthetic", FERNB_EPOCHS="2", FERNB_CHECKPOINT=str(out))

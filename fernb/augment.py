@@ -5,6 +5,7 @@ import math
 import random
 from dataclasses import asdict, dataclass, replace
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from timm.data.random_erasing import RandomErasing
@@ -97,15 +98,26 @@ def preview(image: torch.Tensor, n: int = 8, cfg: AugmentConfig = DEFAULT, seed:
 
 
 def preview_rows(image: torch.Tensor, n: int = 8, cfg: AugmentConfig = DEFAULT, seed: int = 0) -> dict[str, torch.Tensor]:
-    """The original face, each augmentation alone, then all combined: {row name: uint8 [n, 48, 48]}.
+    """The original face, each augmentation alone, then all combined: {row name: uint8 [k, 48, 48]}.
 
-    In the single rows, flip and erasing happen with probability 1 so their effect shows in every variant.
+    The original and its mirror image are shown once (a flip has one outcome); erasing happens with
+    probability 1 in its row, so its effect shows in every variant.
     """
-    rows = {"original": image.expand(n, -1, -1)}
-    for name in ("flip", "degrees", "scale", "translate", "erasing"):
-        alone = cfg.only(name)
-        if name in ("flip", "erasing"):
-            alone = replace(alone, **{name: 1.0})
-        rows[f"{name} (p=1)" if name in ("flip", "erasing") else name] = preview(image, n, alone, seed)
+    rows = {"original": image[None], "flip (p=1)": preview(image, 1, replace(cfg.only("flip"), flip=1.0), seed)}
+    for name in ("degrees", "scale", "translate", "erasing"):
+        alone = replace(cfg.only(name), erasing=1.0) if name == "erasing" else cfg.only(name)
+        rows[f"{name} (p=1)" if name == "erasing" else name] = preview(image, n, alone, seed)
     rows["all combined"] = preview(image, n, cfg, seed)
     return rows
+
+
+def preview_mix(images: torch.Tensor, labels: torch.Tensor, classes, cfg: AugmentConfig,
+                seed: int = 0) -> tuple[torch.Tensor, list[str]]:
+    """Faces after mixup/cutmix as training would see them (uint8), each titled with the two classes it blends."""
+    torch.manual_seed(seed)  # timm's Mixup draws from torch's and numpy's global generators
+    np.random.seed(seed)
+    x, target = mixer(cfg, len(classes), 0.0)(to_input(images), labels)
+    top = target.topk(2, dim=-1)
+    titles = [f"{classes[i]} {a:.0%}\n{classes[j]} {b:.0%}" if b > 0.005 else f"{classes[i]} 100%"
+              for (a, b), (i, j) in zip(top.values.tolist(), top.indices.tolist())]
+    return ((x[:, 0] * STD + MEAN).clamp(0, 1) * 255).round().to(torch.uint8), titles

@@ -100,36 +100,62 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    """Detect faces in photos and print each face's box and class probabilities; the batch goes on past bad files."""
+    """Faces in photos and videos: boxes and class probabilities; the batch goes on past bad files (exit 2 after)."""
     from fernb.evaluate import load_model
-    from fernb.faces import annotate, predict_faces, read_photo
+    from fernb.video import check_options, is_video
+    check_options(args.every, args.fps, args.smooth)
+    videos = [p for p in args.images if is_video(p)]
+    for out, folder in ((args.annotate, True), (args.csv, len(videos) > 1)):
+        if out:
+            check_output(out, folder=folder)
     if args.annotate:
-        check_output(args.annotate, folder=True)
+        Path(args.annotate).mkdir(parents=True, exist_ok=True)
     model, meta = load_model(args.checkpoint)
     results, failed = [], 0
     for path in args.images:
         try:
-            photo = read_photo(path)
+            results.append((predict_video if is_video(path) else predict_photo)(args, model, meta, path, len(videos)))
         except FernbError as e:
             print(f"fernb: error: {e}", file=sys.stderr)
             results.append({"image": path, "error": str(e), "faces": []})
             failed += 1
-            continue
-        faces = predict_faces(model, photo, meta["classes"])
-        results.append({"image": path, "size": [photo.shape[1], photo.shape[0]], "faces": faces})
-        if not faces:
-            print(f"fernb: {path}: no face found; try a larger, frontal, well-lit face", file=sys.stderr)
-        if args.annotate:
-            out = Path(args.annotate) / f"{Path(path).stem}_annotated.jpg"
-            out.parent.mkdir(parents=True, exist_ok=True)
-            annotate(photo, faces).save(out, quality=92)
-        if not args.json:
-            for i, f in enumerate(faces):
-                top = sorted(f["probs"].items(), key=lambda kv: -kv[1])[:3]
-                print(f"{path} face {i} at {f['box']}: " + ", ".join(f"{c} {p:.0%}" for c, p in top))
     if args.json:
         print(json.dumps(results, indent=1))
     return 2 if failed else 0
+
+
+def predict_photo(args: argparse.Namespace, model, meta: dict, path: str, n_videos: int) -> dict:
+    """One photo: every face's box and probabilities, printed (or returned for --json) and drawn with --annotate."""
+    from fernb.faces import annotate, predict_faces, read_photo
+    photo = read_photo(path)
+    faces = predict_faces(model, photo, meta["classes"])
+    if not faces:
+        print(f"fernb: {path}: no face found; try a larger, frontal, well-lit face", file=sys.stderr)
+    if args.annotate:
+        annotate(photo, faces).save(Path(args.annotate) / f"{Path(path).stem}_annotated.jpg", quality=92)
+    for i, f in enumerate([] if args.json else faces):
+        top = sorted(f["probs"].items(), key=lambda kv: -kv[1])[:3]
+        print(f"{path} face {i} at {f['box']}: " + ", ".join(f"{c} {p:.0%}" for c, p in top))
+    return {"image": path, "size": [photo.shape[1], photo.shape[0]], "faces": faces}
+
+
+def predict_video(args: argparse.Namespace, model, meta: dict, path: str, n_videos: int) -> dict:
+    """One video: a row per face per analysed frame, into --csv (a folder of <video>.csv for several videos)."""
+    from fernb.video import analyse, write_csv
+    name = Path(path).stem
+    annotated = Path(args.annotate) / f"{name}_annotated.mp4" if args.annotate else None
+    rows = analyse(model, path, meta["classes"], args.every, args.fps, args.smooth, annotated)
+    csv_path = (Path(args.csv) / f"{name}.csv" if n_videos > 1 else Path(args.csv)) if args.csv else None
+    if csv_path:
+        csv_path.parent.mkdir(parents=True, exist_ok=True)
+        write_csv(rows, csv_path, meta["classes"])
+    ids = sorted({r["face_id"] for r in rows})
+    if not rows:
+        print(f"fernb: {path}: no face found in any analysed frame" + (f"; wrote an empty {csv_path}" if csv_path
+                                                                           else ""), file=sys.stderr)
+    elif not args.json:
+        print(f"{path}: {len(rows)} face rows, {len(ids)} face id(s)" + (f"; wrote {csv_path}" if csv_path else ""))
+    return {"video": path, "csv": str(csv_path) if csv_path else None, "faces": len(ids), "rows": rows}
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -146,6 +172,15 @@ def cmd_export(args: argparse.Namespace) -> None:
     diff = onnx_parity(model, out, faces)
     print(f"wrote {out} ({meta['model']}); input 'pixels' [B,1,{IMAGE_SIZE},{IMAGE_SIZE}] 0..255, output 'probs' [B,{len(meta['classes'])}]"
           f" in class order {','.join(meta['classes'])}; max |onnxruntime - torch| = {diff:.2e}")
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    """Serve the live demo in the browser until Ctrl-C."""
+    from fernb.demo import launch
+    if not 0 < args.port < 65536:
+        raise OutputError(f"port={args.port}: must be between 1 and 65535")
+    print(f"fernb demo on http://{args.host}:{args.port}/ (Ctrl-C stops it)", flush=True)
+    launch(args.checkpoint, host=args.host, port=args.port)
 
 
 def add_data_arg(s: argparse.ArgumentParser) -> None:
@@ -231,12 +266,25 @@ def add_model_commands(sub) -> None:
     s.add_argument("--json", action="store_true", help="print JSON")
     s.set_defaults(func=cmd_evaluate)
 
-    s = sub.add_parser("predict", help="detect faces in photos and classify their expressions")
-    s.add_argument("images", nargs="+", help="photo files (JPEG, PNG, ...)")
+    s = sub.add_parser("predict", help="detect faces in photos and videos and classify their expressions")
+    s.add_argument("images", nargs="+", help="photo files (JPEG, PNG, ...) and video files (MP4, AVI, ...)")
     add_checkpoint_arg(s)
-    s.add_argument("--annotate", metavar="OUT_DIR", help="write each photo with boxes and labels drawn into OUT_DIR")
-    s.add_argument("--json", action="store_true", help="print JSON: per image, every face's box and probabilities")
+    s.add_argument("--annotate", metavar="OUT_DIR", help="write each photo or video with boxes and labels into OUT_DIR")
+    s.add_argument("--json", action="store_true", help="print JSON: per file, every face's box and probabilities")
+    s.add_argument("--csv", help="video: one row per face per analysed frame (time_s, frame, face_id, x, y, w, h, the "
+                   "seven probabilities) into this file; a folder for several videos")
+    sampling = s.add_mutually_exclusive_group()
+    sampling.add_argument("--every", type=int, default=1, help="video: analyse every N-th frame (default 1)")
+    sampling.add_argument("--fps", type=float, help="video: analyse about this many frames per second")
+    s.add_argument("--smooth", type=float, default=0.0, help="video: blend each face's probabilities with its "
+                   "previous ones, 0 (off, default) to 0.99")
     s.set_defaults(func=cmd_predict)
+
+    s = sub.add_parser("demo", help="a live demo in the browser: webcam and photos (needs the demo extra)")
+    add_checkpoint_arg(s)
+    s.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1: this computer only)")
+    s.add_argument("--port", type=int, default=7860, help="port to serve on (default 7860)")
+    s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("export", help="export a checkpoint to ONNX")
     add_checkpoint_arg(s)

@@ -196,8 +196,21 @@ def find_oddities(pool: Pool, blank_std: float = 3.0) -> dict:
     groups = [np.flatnonzero(inverse == g) for g in np.flatnonzero(counts > 1)]
     train = USAGES.index("Training")
     cross = sum(1 for g in groups if len(set(pool.usage[g] == train)) > 1)
-    conflicting = sum(1 for g in groups if len(set(pool.labels[g])) > 1)
-    return {"blank": blank, "duplicate_groups": groups, "cross_split": cross, "conflicting_labels": conflicting}
+    conflicting = [g for g in groups if len(set(pool.labels[g])) > 1]
+    return {"blank": blank, "duplicate_groups": groups, "cross_split": cross, "conflicting_labels": len(conflicting),
+            "conflicting_groups": conflicting}
+
+
+def face_titles(pool: Pool, indices) -> list[str]:
+    """'split / label' for each face, to title a strip of faces from a pool."""
+    split = {"Training": "train", "PublicTest": "public test", "PrivateTest": "private test", "Test": "test"}
+    return [f"{split[USAGES[pool.usage[i]]]}\n{CLASSES[pool.labels[i]]}" for i in indices]
+
+
+def pick_faces(images: torch.Tensor, n: int, seed: int = 0, min_std: float = 20.0) -> list[int]:
+    """n random (seeded) faces with real contrast: FER-2013's blank frames make poor examples."""
+    ok = torch.nonzero(images.float().flatten(1).std(1) >= min_std).flatten()
+    return ok[torch.randperm(len(ok), generator=torch.Generator().manual_seed(seed))[:n]].tolist()
 
 
 # ---------------------------------------------------------------- the public folder layout

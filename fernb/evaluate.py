@@ -90,6 +90,18 @@ def default_checkpoint() -> Path:
     return path
 
 
+def checkpoints(given: str | Path | None = None) -> dict[str, Path]:
+    """The checkpoints notebook 04 compares: the one given; else the default (packaged) model and, when notebook 03
+    or `fernb train` has written one, the last run in runs/latest."""
+    if given:
+        return {f"checkpoint {given}": Path(given)}
+    default = default_checkpoint()
+    found = {"packaged model" if default == packaged_checkpoint() else f"checkpoint {default}": default}
+    if (RUNS_DEFAULT / checkpoint.CONFIG).is_file() and RUNS_DEFAULT.resolve() != default.resolve():
+        found[f"your run ({RUNS_DEFAULT})"] = RUNS_DEFAULT
+    return found
+
+
 def load_model(path: str | Path | None = None, device: str | torch.device = "cpu"):
     """(model, meta) from a checkpoint directory, or from default_checkpoint() when path is None."""
     return checkpoint.load(path or default_checkpoint(), device)
@@ -171,8 +183,20 @@ def pick_per_class(pred: Predictions, seed: int = 0) -> list[int]:
 
 
 def most_confident(pred: Predictions, k: int, n: int = 6) -> tuple[list[int], list[int]]:
-    """Indices of class k's faces predicted right and wrong, each sorted by falling confidence, n at most."""
+    """Indices of class k's faces predicted right and wrong, each sorted by falling confidence, n at most;
+    a face that repeats one already picked is skipped (FER-2013 holds the same picture more than once)."""
     order = torch.argsort(pred.confidence, descending=True)
     mine = order[pred.labels[order] == k]
     right = pred.preds[mine] == k
-    return mine[right][:n].tolist(), mine[~right][:n].tolist()
+    return _distinct(pred, mine[right].tolist(), n), _distinct(pred, mine[~right].tolist(), n)
+
+
+def _distinct(pred: Predictions, indices: list[int], n: int, min_diff: float = 10.0) -> list[int]:
+    """The first n of indices whose faces differ from each other by at least min_diff grey levels on average:
+    pixel-identical copies and re-encoded ones (a few levels of JPEG noise apart) count as the same picture."""
+    kept: list[int] = []
+    for i in indices:
+        face = pred.images[i].float()
+        if len(kept) < n and all((face - pred.images[j].float()).abs().mean() >= min_diff for j in kept):
+            kept.append(i)
+    return kept

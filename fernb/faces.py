@@ -88,14 +88,18 @@ def detect_and_crop(photo: np.ndarray) -> list[Face]:
     return [Face(b, crop(grey, b)) for b in detect(grey)]
 
 
+def predict_crops(model, crops: list[np.ndarray]):
+    """Class probabilities [N, C] of 48x48 face crops, each averaged with its mirror image."""
+    import torch
+    return run_model(model, torch.from_numpy(np.stack(crops)), tta="flip").softmax(-1)
+
+
 def predict_faces(model, photo: np.ndarray, classes) -> list[dict]:
     """Every face in a photo with its box and class probabilities, largest face first."""
-    import torch
-
     faces = detect_and_crop(photo)
     if not faces:
         return []
-    probs = run_model(model, torch.from_numpy(np.stack([f.crop for f in faces])), tta="flip").softmax(-1)
+    probs = predict_crops(model, [f.crop for f in faces])
     return [{"box": list(f.box), "label": classes[int(p.argmax())],
              "probs": {c: round(float(v), 5) for c, v in zip(classes, p)}} for f, p in zip(faces, probs)]
 

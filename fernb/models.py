@@ -8,6 +8,7 @@ import timm
 import torch
 from torch import nn
 
+from fernb.data import IMAGE_SIZE
 from fernb.errors import ModelError
 
 # FERNet sizes: channel widths of its three stages at 24, 12 and 6 pixels (multiples of 32: oneDNN's fast paths)
@@ -61,12 +62,25 @@ def create_model(name: str = "fernet", num_classes: int = 7, in_chans: int = 1, 
         raise ModelError(f"unknown model {name!r}; {hint}")
     try:
         extra = {} if drop is None else {"drop_rate": drop}
-        return timm.create_model(name, pretrained=pretrained, num_classes=num_classes, in_chans=in_chans, **extra)
+        model = timm.create_model(name, pretrained=pretrained, num_classes=num_classes, in_chans=in_chans, **extra)
     except (OSError, RuntimeError, ValueError) as e:  # hub unreachable, no weights for this name, ...
         if not pretrained:
             raise
         raise ModelError(f"could not get pretrained weights for {name!r} ({e.__class__.__name__}: "
                          f"{str(e).splitlines()[0][:120]}); check the network, or pass pretrained=False") from None
+    check_input_size(model, name, in_chans)
+    return model
+
+
+def check_input_size(model: nn.Module, name: str, in_chans: int = 1) -> None:
+    """Refuse a timm model that cannot take a 48x48 face (a ViT with a fixed 224x224 grid, say), with one line."""
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(2, in_chans, IMAGE_SIZE, IMAGE_SIZE))
+    except (RuntimeError, AssertionError, ValueError) as e:
+        raise ModelError(f"model {name!r} cannot take {IMAGE_SIZE}x{IMAGE_SIZE} faces ({e.__class__.__name__}: "
+                         f"{str(e).splitlines()[0][:80]}); pick a CNN such as fernet_s or resnet18") from None
+    model.train()
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:
@@ -79,6 +93,23 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
             if isinstance(seq[i], nn.Conv2d) and isinstance(seq[i + 1], nn.BatchNorm2d):
                 seq[i], seq[i + 1] = fuse_conv_bn_eval(seq[i], seq[i + 1]), nn.Identity()
     return model
+
+
+def layer_table(model: nn.Module, in_chans: int = 1):
+    """Every layer with its output shape for one 48x48 face and its parameter count, as a pandas DataFrame."""
+    import pandas as pd
+    rows, hooks = [], []
+    for name, m in model.named_modules():
+        if not list(m.children()):  # a leaf: conv, norm, activation, pool, linear...
+            hooks.append(m.register_forward_hook(lambda m, i, o, name=name: rows.append(
+                (name, m.__class__.__name__, tuple(o.shape[1:]), sum(p.numel() for p in m.parameters())))))
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, in_chans, IMAGE_SIZE, IMAGE_SIZE))
+    finally:
+        for h in hooks:
+            h.remove()
+    return pd.DataFrame(rows, columns=["layer", "type", "output shape", "parameters"])
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -7,11 +7,10 @@ import seaborn as sns
 import torch
 from matplotlib.figure import Figure
 
-from fernb.data import CLASSES, IMAGE_SIZE
+from fernb.data import CLASSES
 from fernb.evaluate import Predictions
 
 PALETTE = dict(zip(CLASSES, sns.color_palette("Set2", len(CLASSES))))
-BLANK = np.zeros((IMAGE_SIZE, IMAGE_SIZE))  # fills a grid cell that has no face
 
 
 def _face(ax, image, title: str = "", color=None) -> None:
@@ -49,7 +48,10 @@ def sample_grid(images: torch.Tensor, labels: torch.Tensor, classes, per_class: 
         idx = torch.nonzero(labels == k).flatten()
         pick = idx[torch.randperm(len(idx), generator=g)[:per_class]]
         for j in range(per_class):
-            _face(axes[k, j], images[pick[j]] if j < len(pick) else BLANK)
+            if j < len(pick):
+                _face(axes[k, j], images[pick[j]])
+            else:
+                axes[k, j].axis("off")
         axes[k, 0].set_ylabel(c, rotation=0, ha="right", va="center", fontsize=10)
     fig.suptitle("Random training faces per class")
     return fig
@@ -86,16 +88,27 @@ def image_strip(images, titles=None, title: str = "") -> Figure:
     return fig
 
 
-def augment_rows(rows: dict[str, torch.Tensor]) -> Figure:
-    """One row of augmented variants per augmentation name (row label on the left)."""
+def augment_rows(rows: dict[str, torch.Tensor], title: str) -> Figure:
+    """One row of faces per name (the name on the left); a row may hold fewer faces than the longest."""
     n = max(len(v) for v in rows.values())
     fig, axes = plt.subplots(len(rows), n, figsize=(n * 1.1, len(rows) * 1.2), squeeze=False,
                              layout="constrained")
     for i, (name, imgs) in enumerate(rows.items()):
         for j in range(n):
-            _face(axes[i, j], imgs[j] if j < len(imgs) else BLANK)
+            if j < len(imgs):
+                _face(axes[i, j], imgs[j])
+            else:
+                axes[i, j].axis("off")
         axes[i, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=10)
-    fig.suptitle("The same face through each augmentation")
+    fig.suptitle(title)
+    return fig
+
+
+def lr_schedule(progress, lrs, title: str = "Learning rate over the run") -> Figure:
+    """The learning rate against the run's progress (0 = start, 1 = end)."""
+    fig, ax = plt.subplots(figsize=(6, 2.8), layout="constrained")
+    ax.plot(progress, lrs)
+    ax.set(xlabel="progress through the run", ylabel="learning rate", title=title)
     return fig
 
 
@@ -143,10 +156,11 @@ def reliability(cal: dict) -> Figure:
     centers, width = (edges[:-1] + edges[1:]) / 2, edges[1] - edges[0]
     used = np.asarray(cal["count"]) > 0
     fig, ax = plt.subplots(figsize=(4.8, 4.5), layout="constrained")
-    ax.bar(centers[used], np.asarray(cal["accuracy"])[used], width * 0.95, label="accuracy", color="tab:blue")
-    ax.plot([0, 1], [0, 1], "k--", label="perfect calibration")
+    ax.bar(centers[used], np.asarray(cal["accuracy"])[used], width * 0.95, color="tab:blue",
+           label="accuracy of the faces in each confidence bin")
+    ax.plot([0, 1], [0, 1], "k--", label="perfect calibration: accuracy = confidence")
     ax.plot(np.asarray(cal["confidence"])[used], np.asarray(cal["accuracy"])[used], "o", color="tab:orange",
-            label="mean confidence")
+            label="each bin at its mean confidence (right of\nthe dashed line: over-confident)")
     ax.set(xlabel="confidence", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1),
            title=f"Reliability (ECE = {100 * cal['ece']:.1f}%)")
     ax.legend(loc="upper left", fontsize=8)
@@ -208,6 +222,20 @@ def saliency(images, cams, titles=None, title: str = "Grad-CAM: where the eviden
         _face(axes[1, j], images[j])
         axes[1, j].imshow(np.asarray(cams[j]), cmap="jet", alpha=0.45, vmin=0, vmax=1)
     fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def emotion_timeline(rows: list[dict], classes, max_faces: int = 3) -> Figure:
+    """Each face's class probabilities along a video's timeline (rows as fernb.video.analyse returns them)."""
+    ids = sorted({r["face_id"] for r in rows})[:max_faces] or [None]
+    fig, axes = plt.subplots(len(ids), 1, figsize=(9, 2.6 * len(ids)), squeeze=False, layout="constrained")
+    for ax, face_id in zip(axes[:, 0], ids):
+        mine = [r for r in rows if r["face_id"] == face_id]
+        for c in classes:
+            ax.plot([r["time_s"] for r in mine], [r[c] for r in mine], ".-", label=c, color=PALETTE.get(c))
+        ax.set(ylim=(0, 1), ylabel="probability", title=f"face {face_id}" if mine else "no face found")
+    axes[-1, 0].set_xlabel("time (s)")
+    axes[0, 0].legend(ncol=len(classes), fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 1.35))
     return fig
 
 

@@ -20,8 +20,10 @@ WIDGET = "application/vnd.jupyter.widget-view+json"
 
 
 def strip_widgets(path: Path) -> None:
-    """Remove progress-bar widget outputs from an executed notebook."""
+    """Remove progress-bar widget outputs, and papermill's injected-parameters cell, from an executed notebook:
+    the committed notebook keeps its parameters cell as a student should see it."""
     nb = nbformat.read(path, as_version=4)
+    nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = [o for o in cell.outputs if WIDGET not in o.get("data", {})]
@@ -33,7 +35,7 @@ def main() -> None:
     if not os.environ.get("FERNB_DATA"):
         sys.exit("set FERNB_DATA to the FER-2013 folder: committed outputs come from the real data")
     os.environ["FERNB_DATA"] = str(Path(os.environ["FERNB_DATA"]).resolve())  # the notebooks run in notebooks/
-    os.environ.pop("FERNB_NOTEBOOK_TEST", None)
+    os.environ.pop("FERNB_EPOCHS", None)
     os.environ.pop("FERNB_CHECKPOINT", None)
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     wanted = sys.argv[1:]

@@ -30,6 +30,20 @@ def write_folder(root: Path, per_class: int = 4, splits=("train", "test"), seed:
     return written
 
 
+def git_repo_of_faces(repo: Path, per_class: int, extra: dict[str, str] | None = None) -> Path:
+    """A local git repository laid out like the dataset repository `fernb download` clones (never the network),
+    with extra files {name: text} beside train/ and test/."""
+    import subprocess
+    write_folder(repo, per_class=per_class)
+    for name, text in (extra or {}).items():
+        (repo / name).write_text(text)
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run(git + ["add", "."], check=True)
+    subprocess.run(git + ["commit", "-qm", "faces"], check=True)
+    return repo
+
+
 def write_csv(pool: Pool, path: Path) -> None:
     """Write a pool as Kaggle's fer2013.csv, in Kaggle's label order."""
     to_kaggle = {CLASSES.index(c): i for i, c in enumerate(CSV_CLASSES)}

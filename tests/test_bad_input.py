@@ -166,15 +166,8 @@ def test_outputs_are_checked_before_any_work(capsys, run_dir, tmp_path):
 
 
 def test_a_failed_download_leaves_nothing_behind(capsys, tmp_path):
-    import subprocess as sp
-
-    from tests.conftest import write_folder
-    repo = tmp_path / "repo"
-    write_folder(repo, per_class=1)
-    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
-    sp.run(["git", "init", "-q", str(repo)], check=True)
-    sp.run(git + ["add", "."], check=True)
-    sp.run(git + ["commit", "-qm", "faces"], check=True)
+    from tests.conftest import git_repo_of_faces
+    repo = git_repo_of_faces(tmp_path / "repo", per_class=1)
     dest = tmp_path / "mine"
     dest.mkdir()
     (dest / "notes.txt").write_text("my notes")
@@ -204,14 +197,23 @@ NUMERIC = {("train", "--epochs"): ["0", "-1", "abc", "1e999", "2.5"],
            ("train", "--seed"): ["-1", "abc", "1e999"],
            ("train", "--val-fraction"): ["-0.1", "1", "2", "abc", "nan"],
            ("info", "--val-fraction"): ["0", "-1", "1", "abc", "nan"],
-           ("info", "--seed"): ["-1", "abc", "1e999"]}
+           ("info", "--seed"): ["-1", "abc", "1e999"],
+           ("predict", "--every"): ["0", "-1", "abc", "1e999"],
+           ("predict", "--fps"): ["0", "-1", "abc", "nan", "1e999"],
+           ("predict", "--smooth"): ["-0.1", "1", "abc", "nan"]}
 
 
 @pytest.mark.parametrize("command,option,value", [(c, o, v) for (c, o), vs in NUMERIC.items() for v in vs])
 def test_every_bad_numeric_option_is_one_line_and_exit_2(capsys, tmp_path, command, option, value):
-    argv = [command, "--data", "synthetic", option, value] + (["--out", str(tmp_path / "o")] if command == "train" else [])
+    where = [str(tmp_path / "clip.mp4")] if command == "predict" else ["--data", "synthetic"]
+    argv = [command, *where, option, value] + (["--out", str(tmp_path / "o")] if command == "train" else [])
     assert main(argv) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if "NOTICE" not in line]
     assert len(err) == 1 and err[0].startswith("fernb: error:") and "Traceback" not in err[0], err
     assert option.strip("-").replace("-", "_") in err[0] or option in err[0], err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_model_that_cannot_take_48px_faces_is_one_line(capsys, tmp_path):
+    fails(capsys, ["train", "--data", "synthetic", "--model", "vit_tiny_patch16_224", "--epochs", "1",
+                   "--out", str(tmp_path / "o")], "vit_tiny_patch16_224", "cannot take 48x48")

@@ -1,27 +1,18 @@
 """fernb download, against a local git repository (never the network)."""
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
 from fernb.cli import main
 from fernb.errors import DataError
 from fernb.download import download
-from tests.conftest import write_folder
+from tests.conftest import git_repo_of_faces
 
 
 @pytest.fixture
 def local_repo(tmp_path):
     """A git repository laid out like the dataset repository, with 14 train and 14 test images."""
-    repo = tmp_path / "repo"
-    write_folder(repo, per_class=2)
-    (repo / "README.md").write_text("faces\n")
-    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
-    subprocess.run(["git", "init", "-q", str(repo)], check=True)
-    subprocess.run(git + ["add", "."], check=True)
-    subprocess.run(git + ["commit", "-qm", "faces"], check=True)
-    return repo
+    return git_repo_of_faces(tmp_path / "repo", per_class=2, extra={"README.md": "faces\n"})  # never copied
 
 
 def test_download_clones_and_verifies(local_repo, tmp_path):

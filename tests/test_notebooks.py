@@ -26,10 +26,11 @@ def outputs_text(nb) -> str:
 
 
 def test_train_notebook_feeds_evaluate_and_gallery(tmp_path, monkeypatch):
-    monkeypatch.delenv("FERNB_NOTEBOOK_TEST", raising=False)  # the parameters below must hold, not test mode
+    monkeypatch.delenv("FERNB_EPOCHS", raising=False)  # the parameters below must hold, not the quick run
     monkeypatch.delenv("FERNB_CHECKPOINT", raising=False)
     ckpt = tmp_path / "ckpt"
-    nb = run("03_train.ipynb", tmp_path, data="synthetic", model_name="fernet_s", epochs=2, out=str(ckpt))
+    nb = run("03_train.ipynb", tmp_path, data="synthetic", model_name="fernet_s", epochs=2, minutes=None,
+             out=str(ckpt))
     assert "2 epochs in" in outputs_text(nb) and (ckpt / "weights.safetensors").exists()
     nb = run("03_train.ipynb", tmp_path, data="synthetic", minutes=0.1, out=str(tmp_path / "budget"))
     assert (tmp_path / "budget" / "config.json").exists() and "epochs in 0.1 min" in outputs_text(nb)
@@ -39,9 +40,9 @@ def test_train_notebook_feeds_evaluate_and_gallery(tmp_path, monkeypatch):
 
 
 def test_real_data_smoke_run(real_root, tmp_path, monkeypatch):
-    monkeypatch.delenv("FERNB_NOTEBOOK_TEST", raising=False)
+    monkeypatch.delenv("FERNB_EPOCHS", raising=False)
     ckpt = tmp_path / "ckpt"
-    nb = run("03_train.ipynb", tmp_path, data=str(real_root), epochs=1, out=str(ckpt))
+    nb = run("03_train.ipynb", tmp_path, data=str(real_root), epochs=1, minutes=None, out=str(ckpt))
     from fernb.data import load
     assert f"train {len(load(real_root, 'train'))} faces" in outputs_text(nb)
     for name in ("04_evaluate.ipynb", "05_prediction_gallery.ipynb"):

@@ -64,3 +64,55 @@ def test_find_oddities():
     assert odd["blank"].tolist() == [1]
     assert [g.tolist() for g in odd["duplicate_groups"]] == [[0, 4]]
     assert odd["cross_split"] == 1 and odd["conflicting_labels"] == 1
+
+
+def test_galleries_skip_duplicate_faces(pred):
+    pred.images[6] = pred.images[4]  # face 6 (happy, right) now repeats face 4's pixels
+    pred.labels[4], pred.probs[4] = 3, pred.probs[6] + 0.01  # ... and face 4 is a more confident right 'happy'
+    right, _ = most_confident(pred, 3, 5)
+    assert right == [4]  # face 6 is the same picture again, so it is left out
+
+
+def test_conflicting_groups_and_titles():
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 255, (4, 48, 48), dtype=np.uint8)
+    images[3] = images[0]
+    pool = Pool(images, np.array([3, 1, 2, 5]), np.array([0, 0, 0, 1], np.uint8), "x", "synthetic")
+    odd = find_oddities(pool)
+    assert [g.tolist() for g in odd["conflicting_groups"]] == [[0, 3]]
+    from fernb.data import face_titles
+    assert face_titles(pool, [0, 3]) == ["train\nhappy", "public test\nsad"]
+
+
+def test_pick_faces_skips_blank_ones():
+    from fernb.data import pick_faces
+    images = torch.zeros(10, 48, 48, dtype=torch.uint8)
+    images[[2, 7]] = torch.randint(0, 255, (2, 48, 48), dtype=torch.uint8)
+    assert sorted(pick_faces(images, 5)) == [2, 7]
+
+
+def test_augmentation_rows_show_each_deterministic_view_once():
+    from fernb.augment import DEFAULT, preview_rows
+    rows = preview_rows(torch.randint(0, 255, (48, 48), dtype=torch.uint8), n=6)
+    assert len(rows["original"]) == 1 and len(rows["flip (p=1)"]) == 1 and len(rows["degrees"]) == 6
+    assert torch.equal(rows["flip (p=1)"][0], rows["original"][0].flip(-1))
+    fig = plots.augment_rows(rows, "a title from the caller")
+    assert fig._suptitle.get_text() == "a title from the caller"
+    assert sum(not ax.axison for ax in fig.axes) == 2 * 5  # the empty cells beside the two single faces
+
+
+def test_mixup_preview_titles_its_two_classes():
+    from fernb.augment import AugmentConfig, preview_mix
+    images, labels = torch.randint(0, 255, (6, 48, 48), dtype=torch.uint8), torch.arange(6)
+    mixed, titles = preview_mix(images, labels, CLASSES, AugmentConfig(mixup=1.0))
+    assert mixed.shape == (6, 48, 48) and mixed.dtype == torch.uint8 and len(titles) == 6
+    shares = [int(t.split()[1].rstrip("%")) + int(t.split()[3].rstrip("%")) for t in titles if "\n" in t]
+    assert shares and all(99 <= s <= 101 for s in shares)
+
+
+def test_layer_table_follows_the_face_through_the_model():
+    from fernb.models import count_parameters, create_model, layer_table
+    model = create_model("fernet_s")
+    table = layer_table(model)
+    assert table["output shape"].iloc[0] == (16, 48, 48) and table["output shape"].iloc[-1] == (7,)
+    assert table["parameters"].sum() == count_parameters(model)

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -324,3 +325,16 @@ def test_the_avx2_restriction_turns_native_bf16_off():
     env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert run.stdout.strip() == "False"
+
+
+def test_notebook_04_compares_the_packaged_model_with_the_last_run(trained, tmp_path, monkeypatch):
+    from fernb.evaluate import checkpoints, packaged_checkpoint
+    monkeypatch.delenv("FERNB_CHECKPOINT", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert checkpoints() == {"packaged model": packaged_checkpoint()}  # no runs/latest here yet
+    import shutil
+    shutil.copytree(trained[0], tmp_path / "runs" / "latest")
+    found = checkpoints()
+    assert list(found.values()) == [packaged_checkpoint(), Path("runs/latest")]
+    assert list(found) == ["packaged model", "your run (runs/latest)"]
+    assert checkpoints(trained[0]) == {f"checkpoint {trained[0]}": trained[0]}

@@ -1,0 +1,110 @@
+"""What the notebooks need around the lesson: where they run, the data arriving by itself, photos, visible notices."""
+from __future__ import annotations
+
+import importlib.util
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+
+from fernb.data import DEFAULT_ROOT
+from fernb.errors import FernbError
+
+
+def on_colab() -> bool:
+    """True in a Google Colab runtime."""
+    return importlib.util.find_spec("google") is not None and importlib.util.find_spec("google.colab") is not None
+
+
+def say(text: str) -> None:
+    """Show text as Markdown in the notebook: the 'what we saw' lines built from a run's own numbers."""
+    try:
+        from IPython.display import Markdown, display
+        display(Markdown(text))
+    except ImportError:
+        print(text)
+
+
+def notice(text: str) -> None:
+    """Show a notice in the notebook's own output, in plain view (not on stderr alone)."""
+    try:
+        from IPython.display import Markdown, display
+        display(Markdown(f"> **Note:** {text}"))
+    except ImportError:
+        print(f"Note: {text}")
+
+
+def get_data(data: str | None = None, download: bool | None = None) -> str:
+    """The data a notebook reads: data, else $FERNB_DATA, else data/fer2013 here or one folder up (the repo's, seen
+    from notebooks/); else, on Colab or when download=True, `fernb download` into data/fer2013 once, then reused;
+    else the synthetic faces, with a notice in the notebook's output."""
+    if data or os.environ.get("FERNB_DATA"):
+        source = str(data or os.environ["FERNB_DATA"])
+        if source == "synthetic":
+            notice("synthetic cartoon faces stand in for FER-2013, as asked: every number and figure below is about them.")
+        return source
+    for root in (DEFAULT_ROOT, Path("..") / DEFAULT_ROOT):
+        if root.is_dir():
+            return str(root)
+    if download if download is not None else on_colab():
+        from fernb.download import EXPECTED, REPO_URL
+        from fernb.download import download as fetch
+        url = os.environ.get("FERNB_DATA_URL", REPO_URL)  # a mirror of your own (its counts are not checked)
+        notice(f"FER-2013 is not here yet: downloading it into `{DEFAULT_ROOT}` (once; the next notebooks reuse it).")
+        try:
+            return str(fetch(DEFAULT_ROOT, url=url, expected=EXPECTED if url == REPO_URL else None))
+        except FernbError as e:
+            notice(f"the download failed ({e}).")
+    notice("no FER-2013 found, so **synthetic cartoon faces** stand in: every number and figure below is about "
+           "them, not FER-2013. Get the data with `fernb download data/fer2013`, or pass `data=` to this notebook.")
+    return "synthetic"
+
+
+def budget(epochs: int, minutes: float | None) -> dict:
+    """The training budget: epochs and minutes as given, unless $FERNB_EPOCHS asks for a quick run of that many
+    epochs (the test suite and CI set it, so that notebook 03 runs in seconds)."""
+    if os.environ.get("FERNB_EPOCHS"):
+        return {"epochs": int(os.environ["FERNB_EPOCHS"]), "minutes": None}
+    return {"epochs": epochs, "minutes": minutes}
+
+
+def uploader():
+    """Ask for a photo: Colab's file picker (it waits for the choice), or in JupyterLab a FileUpload widget."""
+    if on_colab():
+        from google.colab import files
+        return files.upload()
+    import ipywidgets
+    widget = ipywidgets.FileUpload(accept="image/*", multiple=False, description="Upload a photo")
+    notice("pick a photo with the button below, then run the next cells.")
+    return widget
+
+
+def choose_photo(photo: str | None = None, webcam: bool = False, upload=None) -> tuple[np.ndarray, str]:
+    """The photo to analyse and its name: the photo file given, a webcam snapshot (Colab), an uploaded photo,
+    or else scikit-image's astronaut sample (a real photograph that ships offline)."""
+    from fernb.faces import colab_snapshot, read_photo
+    if photo:
+        return read_photo(photo), str(photo)
+    if webcam:
+        if on_colab():
+            return read_photo(colab_snapshot("snapshot.jpg")), "webcam snapshot"
+        notice("the webcam snapshot works on Colab; here, pass photo= or upload=True.")
+    chosen = _uploaded(upload)
+    if chosen is not None:
+        return chosen
+    from skimage import data as samples
+    return samples.astronaut(), "scikit-image's astronaut sample"
+
+
+def _uploaded(upload) -> tuple[np.ndarray, str] | None:
+    """The photo in Colab's upload result ({name: bytes}) or in a FileUpload widget, if any."""
+    from PIL import Image
+    if isinstance(upload, dict) and upload:
+        name, content = next(iter(upload.items()))
+    elif upload is not None and getattr(upload, "value", None):
+        item = upload.value[0] if isinstance(upload.value, (list, tuple)) else next(iter(upload.value.values()))
+        name, content = item["name"], bytes(item["content"])
+    else:
+        return None
+    return np.asarray(Image.open(io.BytesIO(content)).convert("RGB")), name
