@@ -45,6 +45,11 @@ def to_input(images: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """The inverse of to_input: normalised float [B, 1, H, W] -> uint8 faces [B, H, W], for showing."""
+    return ((x[:, 0] * STD + MEAN).clamp(0, 1) * 255).round().to(torch.uint8)
+
+
 def random_affine(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> torch.Tensor:
     """Flip, rotate, scale and shift each sample of a float batch [B, C, H, W] by its own random draw, in one warp."""
     b = len(x)
@@ -93,8 +98,7 @@ def mixer(cfg: AugmentConfig, num_classes: int, label_smoothing: float):
 def preview(image: torch.Tensor, n: int = 8, cfg: AugmentConfig = DEFAULT, seed: int = 0) -> torch.Tensor:
     """n augmented variants of one uint8 face [48, 48], as uint8 [n, 48, 48]: what training sees."""
     x = to_input(image.expand(n, -1, -1))
-    x = BatchAugment(cfg, seed)(x)
-    return ((x[:, 0] * STD + MEAN).clamp(0, 1) * 255).round().to(torch.uint8)
+    return to_uint8(BatchAugment(cfg, seed)(x))
 
 
 def preview_rows(image: torch.Tensor, n: int = 8, cfg: AugmentConfig = DEFAULT, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -120,4 +124,4 @@ def preview_mix(images: torch.Tensor, labels: torch.Tensor, classes, cfg: Augmen
     top = target.topk(2, dim=-1)
     titles = [f"{classes[i]} {a:.0%}\n{classes[j]} {b:.0%}" if b > 0.005 else f"{classes[i]} 100%"
               for (a, b), (i, j) in zip(top.values.tolist(), top.indices.tolist())]
-    return ((x[:, 0] * STD + MEAN).clamp(0, 1) * 255).round().to(torch.uint8), titles
+    return to_uint8(x), titles

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from fernb.data import IMAGE_SIZE
-from fernb.errors import FernbError, OutputError
+from fernb.errors import ConfigError, FernbError, OutputError
 from fernb.files import check_output
 
 
@@ -50,6 +50,8 @@ def train_config(args: argparse.Namespace, out: Path):
     if not (out / STATE).is_file() or not (out / checkpoint.CONFIG).is_file():
         raise OutputError(f"{out}: holds no run to resume (no {STATE}); drop --resume to start a new run there")
     meta = checkpoint.read_meta(out)
+    if not isinstance(meta.get("config"), dict):
+        raise OutputError(f"{out}: its config.json holds no training config to resume; drop --resume to start anew")
     if args.model not in ("auto", meta["model"]):
         raise OutputError(f"{out}: holds a {meta['model']} run, not {args.model}; drop --model to resume it")
     holdout = meta.get("holdout") or {"val_fraction": 0, "seed": meta["config"]["seed"]}  # the same train split
@@ -114,7 +116,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     results, failed = [], 0
     for path in args.images:
         try:
-            results.append((predict_video if is_video(path) else predict_photo)(args, model, meta, path, len(videos)))
+            results.append(predict_video(args, model, meta, path, len(videos)) if is_video(path)
+                           else predict_photo(args, model, meta, path))
         except FernbError as e:
             print(f"fernb: error: {e}", file=sys.stderr)
             results.append({"image": path, "error": str(e), "faces": []})
@@ -124,7 +127,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 2 if failed else 0
 
 
-def predict_photo(args: argparse.Namespace, model, meta: dict, path: str, n_videos: int) -> dict:
+def predict_photo(args: argparse.Namespace, model, meta: dict, path: str) -> dict:
     """One photo: every face's box and probabilities, printed (or returned for --json) and drawn with --annotate."""
     from fernb.faces import annotate, predict_faces, read_photo
     photo = read_photo(path)
@@ -178,7 +181,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     """Serve the live demo in the browser until Ctrl-C."""
     from fernb.demo import launch
     if not 0 < args.port < 65536:
-        raise OutputError(f"port={args.port}: must be between 1 and 65535")
+        raise ConfigError(f"port={args.port}: must be between 1 and 65535")
     print(f"fernb demo on http://{args.host}:{args.port}/ (Ctrl-C stops it)", flush=True)
     launch(args.checkpoint, host=args.host, port=args.port)
 

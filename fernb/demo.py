@@ -53,4 +53,7 @@ def build(checkpoint: str | None = None):
 def launch(checkpoint: str | None = None, host: str = "127.0.0.1", port: int = 7860, inline: bool = False):
     """Serve the demo (blocking), or show it inside a notebook with inline=True."""
     app = build(checkpoint)
-    return app.launch(server_name=host, server_port=port, inline=inline, prevent_thread_lock=inline, quiet=True)
+    try:
+        return app.launch(server_name=host, server_port=port, inline=inline, prevent_thread_lock=inline, quiet=True)
+    except OSError as e:  # the port is taken, or the address is not this machine's
+        raise FernbError(f"{host}:{port}: cannot serve there ({str(e).splitlines()[0][:80]}); pick another --port") from None

@@ -28,11 +28,7 @@ def say(text: str) -> None:
 
 def notice(text: str) -> None:
     """Show a notice in the notebook's own output, in plain view (not on stderr alone)."""
-    try:
-        from IPython.display import Markdown, display
-        display(Markdown(f"> **Note:** {text}"))
-    except ImportError:
-        print(f"Note: {text}")
+    say(f"> **Note:** {text}")
 
 
 def get_data(data: str | None = None, download: bool | None = None) -> str:

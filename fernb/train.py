@@ -9,7 +9,7 @@ import copy
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
@@ -63,9 +63,11 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        """The config to_dict wrote (a checkpoint's, for --resume)."""
-        aug = {**d["augment"], "scale": tuple(d["augment"]["scale"])}
-        return cls(**{**d, "augment": AugmentConfig(**aug)})
+        """The config to_dict wrote (a checkpoint's, for --resume); options that fernb no longer has are left out."""
+        aug = {k: v for k, v in d.get("augment", {}).items() if k in {f.name for f in fields(AugmentConfig)}}
+        aug["scale"] = tuple(aug.get("scale", DEFAULT.scale))
+        known = {f.name for f in fields(cls)} - {"augment"}
+        return cls(**{k: v for k, v in d.items() if k in known}, augment=AugmentConfig(**aug))
 
 
 # name -> (kind, lowest, highest, lowest allowed?): the one place a training option's range is stated
@@ -184,7 +186,7 @@ def setup(train: FERData, cfg: TrainConfig) -> Trainer:
     images, labels = train.images.to(device), train.labels.to(device)
     bs = min(cfg.batch_size, len(labels))
     x, y = to_input(images[:bs], channels_last=True), labels[:bs]
-    cfg = TrainConfig(**{**{f.name: getattr(cfg, f.name) for f in fields(cfg)}, "model": resolve_model(cfg, device, x, y)})
+    cfg = replace(cfg, model=resolve_model(cfg, device, x, y, len(labels)))
     model = create_model(cfg.model, num_classes=len(train.classes), pretrained=cfg.pretrained, drop=cfg.drop)
     model = model.to(device, memory_format=torch.channels_last)
     precision = pick_precision(model, x, y, device, cfg.precision)
@@ -314,7 +316,7 @@ def lr_at(progress: float, peak: float, warmup: float) -> float:
     return peak * 0.5 * (1 + math.cos(math.pi * p))
 
 
-def resolve_model(cfg: TrainConfig, device: torch.device, x: torch.Tensor, y: torch.Tensor) -> str:
+def resolve_model(cfg: TrainConfig, device: torch.device, x: torch.Tensor, y: torch.Tensor, n_train: int = 28709) -> str:
     """cfg.model, with 'auto' replaced by the recipe's model, or for a CPU budget by the widest FERNet that is
     measured, on this machine, to get AUTO_EPOCHS epochs in it (so any CPU gets a sensible number of epochs)."""
     if cfg.model != "auto":
@@ -326,7 +328,7 @@ def resolve_model(cfg: TrainConfig, device: torch.device, x: torch.Tensor, y: to
     chosen = next(iter(FERNETS))
     for name in FERNETS:  # narrowest first; stop at the first that does not fit
         model = create_model(name).to(device, memory_format=torch.channels_last)
-        epoch_seconds = seconds_per_step(model, x, y, device, precision, steps=2) * 28709 / len(y)
+        epoch_seconds = seconds_per_step(model, x, y, device, precision, steps=2) * n_train / len(y)
         if AUTO_EPOCHS * epoch_seconds * 1.1 > cfg.minutes * 60:  # +10%: validation
             break
         chosen = name

@@ -126,8 +126,8 @@ def analyse(model, path: str | Path, classes, every: int = 1, fps: float | None 
                          **{c: round(float(v), 5) for c, v in zip(classes, p)}})
         if annotated is not None:
             writer = writer or _writer(annotated, rgb.shape, rate / frame_step(rate, every, fps))
-            faces = [{"box": list(r[k] for k in BOX), "label": max(classes, key=r.get), "probs": r}
-                     for r in rows if r["frame"] == n]
+            faces = [{"box": [r[k] for k in BOX], "label": max(classes, key=r.get), "probs": r}
+                     for r in rows[len(rows) - len(found):]]  # this frame's rows: the last len(found)
             writer.write(np.asarray(annotate(rgb, faces))[..., ::-1].copy())
     if writer is not None:
         writer.release()
@@ -135,18 +135,16 @@ def analyse(model, path: str | Path, classes, every: int = 1, fps: float | None 
 
 
 def _writer(path: str | Path, shape: tuple, fps: float):
-    """An OpenCV video writer for frames of this shape (mp4v, which every OpenCV build writes)."""
+    """An OpenCV video writer for frames of this shape: MJPG in .avi, else mp4v (every OpenCV build writes both)."""
     import cv2
-    return cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (shape[1], shape[0]))
+    fourcc = "MJPG" if Path(path).suffix.lower() == ".avi" else "mp4v"
+    return cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (shape[1], shape[0]))
 
 
 def make_clip(path: str | Path, frames_rgb, fps: float = 10.0) -> Path:
     """Write RGB frames (all of one size) as a video file (MJPG in .avi, or mp4v): for demos and tests."""
-    import cv2
     frames_rgb = list(frames_rgb)
-    fourcc = "MJPG" if Path(path).suffix.lower() == ".avi" else "mp4v"
-    h, w = frames_rgb[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
+    writer = _writer(path, frames_rgb[0].shape, fps)
     for f in frames_rgb:
         writer.write(np.ascontiguousarray(f[..., ::-1]))
     writer.release()

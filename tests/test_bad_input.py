@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from fernb.cli import main
-from fernb.data import load, read_pool
+from fernb.data import CLASSES, load, read_pool
 from fernb.errors import DataError
 
 
@@ -131,10 +131,34 @@ def test_resume_needs_a_run_and_keeps_its_model(capsys, run_dir, tmp_path):
 def test_resume_continues_the_saved_run_with_its_own_options(capsys, run_dir, tmp_path):
     import shutil as sh
     sh.copytree(run_dir, tmp_path / "run")
+    before = (tmp_path / "run" / "weights.safetensors").read_bytes()
     assert main(["train", "--data", "synthetic", "--resume", "--out", str(tmp_path / "run"), "--json"]) == 0
     import json
     summary = json.loads(capsys.readouterr().out)
     assert summary["model"] == "fernet_s" and summary["epochs_run"] == 1  # the saved run (1 epoch) was already done
+    assert (tmp_path / "run" / "weights.safetensors").read_bytes() == before  # so no step ran: nothing retrained
+
+
+def test_resume_reads_a_config_with_options_fernb_no_longer_has(capsys, run_dir, tmp_path):
+    import json
+    import shutil as sh
+    sh.copytree(run_dir, tmp_path / "run")
+    meta = json.loads((tmp_path / "run" / "config.json").read_text())
+    meta["config"]["self_distill"], meta["config"]["augment"]["crop"] = 0.0, 0  # as runs of earlier versions wrote
+    (tmp_path / "run" / "config.json").write_text(json.dumps(meta))
+    assert main(["train", "--data", "synthetic", "--resume", "--out", str(tmp_path / "run"), "--json"]) == 0
+    (tmp_path / "run" / "config.json").write_text(json.dumps({"model": "fernet_s", "classes": list(CLASSES)}))
+    fails(capsys, ["train", "--data", "synthetic", "--resume", "--out", str(tmp_path / "run")], "no training config")
+
+
+def test_demo_on_a_taken_port_is_one_line(capsys):
+    import socket
+    pytest.importorskip("gradio")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        fails(capsys, ["demo", "--port", str(s.getsockname()[1])], "cannot serve there", "--port")
+    fails(capsys, ["demo", "--port", "70000"], "port=70000")
 
 
 @pytest.mark.parametrize("content", ["{}", "[]", '{"model": "fernet_s"}'])

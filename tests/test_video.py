@@ -8,6 +8,7 @@ import pytest
 
 from fernb.cli import main
 from fernb.data import CLASSES
+from fernb.video import make_clip
 
 skimage_data = pytest.importorskip("skimage.data")
 cv2 = pytest.importorskip("cv2")
@@ -27,15 +28,10 @@ def frame_with(photo: np.ndarray, scale: float, dx: int) -> np.ndarray:
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     """12 frames of the astronaut (head and shoulders) moving right and growing, then 5 frames of a cup of coffee (no face), at 10 fps."""
-    path = tmp_path_factory.mktemp("video") / "clip.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), FPS, (640, 480))
     astronaut, coffee = skimage_data.astronaut()[:300, 100:400], skimage_data.coffee()  # her head and shoulders
-    for i in range(FACE_FRAMES):
-        writer.write(frame_with(astronaut, 1.0 + 0.025 * i, 8 * i)[..., ::-1])
-    for _ in range(EMPTY_FRAMES):
-        writer.write(frame_with(coffee, 0.9, 0)[..., ::-1])
-    writer.release()
-    return path
+    frames = ([frame_with(astronaut, 1.0 + 0.025 * i, 8 * i) for i in range(FACE_FRAMES)]
+              + [frame_with(coffee, 0.9, 0)] * EMPTY_FRAMES)
+    return make_clip(tmp_path_factory.mktemp("video") / "clip.avi", frames, fps=FPS)
 
 
 def rows_of(path) -> list[dict]:
@@ -72,11 +68,7 @@ def test_every_and_fps_sample_frames_and_smoothing_steadies(clip, tmp_path):
 
 
 def test_a_video_without_faces_gives_an_empty_csv_and_says_so(tmp_path, capsys):
-    path = tmp_path / "cup.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), FPS, (640, 480))
-    for _ in range(3):
-        writer.write(frame_with(skimage_data.coffee(), 0.9, 0)[..., ::-1])
-    writer.release()
+    path = make_clip(tmp_path / "cup.avi", [frame_with(skimage_data.coffee(), 0.9, 0)] * 3, fps=FPS)
     assert main(["predict", str(path), "--csv", str(tmp_path / "e.csv")]) == 0
     assert rows_of(tmp_path / "e.csv") == [] and "no face" in capsys.readouterr().err
 
