@@ -24,6 +24,9 @@ def strip_widgets(path: Path) -> None:
     the committed notebook keeps its parameters cell as a student should see it."""
     nb = nbformat.read(path, as_version=4)
     nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+    for key in ("input_path", "output_path"):  # this machine's paths mean nothing to a reader
+        if key in nb.metadata.get("papermill", {}):
+            nb.metadata.papermill[key] = path.name
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = [o for o in cell.outputs if WIDGET not in o.get("data", {})]
