@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fernb.data import DEFAULT_ROOT
+from fernb.data import DEFAULT_ROOT, resolve_source
 from fernb.errors import FernbError
 
 
@@ -35,14 +35,14 @@ def get_data(data: str | None = None, download: bool | None = None) -> str:
     """The data a notebook reads: data, else $FERNB_DATA, else data/fer2013 here or one folder up (the repo's, seen
     from notebooks/); else, on Colab or when download=True, `fernb download` into data/fer2013 once, then reused;
     else the synthetic faces, with a notice in the notebook's output."""
-    if data or os.environ.get("FERNB_DATA"):
-        source = str(data or os.environ["FERNB_DATA"])
-        if source == "synthetic":
-            notice("synthetic cartoon faces stand in for FER-2013, as asked: every number and figure below is about them.")
+    source = resolve_source(data)  # data, $FERNB_DATA, ./data/fer2013, else "synthetic": the CLI's order
+    if source == "synthetic" and (data or os.environ.get("FERNB_DATA")):
+        notice("synthetic cartoon faces stand in for FER-2013, as asked: every number and figure below is about them.")
         return source
-    for root in (DEFAULT_ROOT, Path("..") / DEFAULT_ROOT):
-        if root.is_dir():
-            return str(root)
+    if source != "synthetic":
+        return source
+    if (Path("..") / DEFAULT_ROOT).is_dir():  # the repo's data/, seen from notebooks/
+        return str(Path("..") / DEFAULT_ROOT)
     if download if download is not None else on_colab():
         from fernb.download import EXPECTED, REPO_URL
         from fernb.download import download as fetch

@@ -89,14 +89,12 @@ def frame_step(rate: float, every: int = 1, fps: float | None = None) -> int:
     return max(1, round(rate / fps)) if fps else max(1, every)
 
 
-def frames(path: str | Path, every: int = 1, fps: float | None = None):
-    """Yield (frame number, time in seconds, RGB frame) of every `every`-th frame, or about `fps` frames a second."""
+def frames(cap, rate: float, step: int, name: str = "video"):
+    """Yield (frame number, time in seconds, RGB frame) of every step-th frame of an open capture; releases it."""
     import cv2
-    cap, rate = open_video(path)
-    step = frame_step(rate, every, fps)
-    n, total = 0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
     try:
-        for n in tqdm(range(total or 10**9), desc=Path(path).name, unit="frame", leave=False):
+        for n in tqdm(range(total or 10**9), desc=name, unit="frame", leave=False):
             ok, bgr = cap.read()
             if not ok:
                 break
@@ -114,9 +112,9 @@ def analyse(model, path: str | Path, classes, every: int = 1, fps: float | None 
     from fernb.models import fold_batchnorm
     fast = fold_batchnorm(model).to(memory_format=torch.channels_last)  # once, not per frame
     cap, rate = open_video(path)
-    cap.release()
+    step = frame_step(rate, every, fps)
     tracker, last, rows, writer = Tracker(), {}, [], None
-    for n, t, rgb in frames(path, every, fps):
+    for n, t, rgb in frames(cap, rate, step, Path(path).name):
         found = detect_and_crop(rgb)
         probs = predict_crops(fast, [f.crop for f in found]) if found else torch.empty(0, len(classes))
         for face_id, face, p in zip(tracker.assign([f.box for f in found]), found, probs):
@@ -125,7 +123,7 @@ def analyse(model, path: str | Path, classes, every: int = 1, fps: float | None 
             rows.append({"time_s": round(t, 3), "frame": n, "face_id": face_id, **dict(zip(BOX, face.box)),
                          **{c: round(float(v), 5) for c, v in zip(classes, p)}})
         if annotated is not None:
-            writer = writer or _writer(annotated, rgb.shape, rate / frame_step(rate, every, fps))
+            writer = writer or _writer(annotated, rgb.shape, rate / step)
             faces = [{"box": [r[k] for k in BOX], "label": max(classes, key=r.get), "probs": r}
                      for r in rows[len(rows) - len(found):]]  # this frame's rows: the last len(found)
             writer.write(np.asarray(annotate(rgb, faces))[..., ::-1].copy())
