@@ -3,7 +3,9 @@
     python benchmarks/eval_speed.py --data ../shared/fer2013
     ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 python benchmarks/eval_speed.py --data ../shared/fer2013  # AVX2
 
-Each path runs --repeat times; the median wall time is printed with the accuracy it reached.
+Each path runs --repeat times; the median wall time is printed with the accuracy it reached. --int8 adds a third
+path that fernb does not use: static int8 quantization with torch.ao (deprecated in torch) on oneDNN's kernels,
+calibrated on 2,048 training faces; it shows what lower precision would buy on a CPU without native bf16.
 """
 from __future__ import annotations
 
@@ -31,6 +33,26 @@ def previous_path(model, images: torch.Tensor) -> torch.Tensor:
     return torch.cat(out).softmax(-1)
 
 
+def int8_model(model, data: str | None):
+    """The model quantized to int8 by torch.ao's FX mode on the oneDNN engine (which honours ONEDNN_MAX_CPU_ISA)."""
+    import copy
+    import warnings
+
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+    warnings.filterwarnings("ignore")  # torch.ao.quantization's deprecation notices
+    torch.backends.quantized.engine = "onednn"
+    train = load(data, "train")
+    faces = train.images[torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:2048]]
+    observed = prepare_fx(copy.deepcopy(model).eval(), get_default_qconfig_mapping("onednn"),
+                          (to_input(faces[:8]),))
+    with torch.no_grad():
+        for i in range(0, len(faces), 256):
+            x = to_input(faces[i:i + 256])
+            observed(x), observed(x.flip(-1))
+    return convert_fx(observed)
+
+
 def timed(fn, repeat: int) -> tuple[float, torch.Tensor]:
     """Median seconds of fn() over repeat runs after one warm-up, and its last result."""
     result, times = fn(), []
@@ -47,12 +69,17 @@ def main() -> None:
     p.add_argument("--data", default=None, help="FER-2013 folder or csv (default: $FERNB_DATA, ./data/fer2013)")
     p.add_argument("--checkpoint", default=None, help="default: the packaged model")
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--int8", action="store_true", help="also time an int8-quantized copy (not fernb's path)")
     args = p.parse_args()
     print(f"torch {torch.__version__}; {cpu_summary()}")
     model, meta = load_model(args.checkpoint)
     test = load(args.data, "test")
-    for name, fn in (("previous path", lambda: previous_path(model, test.images)),
-                     ("fernb.evaluate.predict", lambda: predict(model, test, tta="flip").probs)):
+    paths = {"previous path": lambda: previous_path(model, test.images),
+             "fernb.evaluate.predict": lambda: predict(model, test, tta="flip").probs}
+    if args.int8:
+        quantized = int8_model(model, args.data)
+        paths["int8 (torch.ao, oneDNN)"] = lambda: previous_path(quantized, test.images)
+    for name, fn in paths.items():
         seconds, probs = timed(fn, args.repeat)
         acc = (probs.argmax(-1) == test.labels).float().mean().item()
         print(f"{name:24s} {meta['model']}, {len(test)} faces, flip TTA: {seconds:6.2f} s, "

@@ -40,8 +40,6 @@ VARIANTS = {
     "fernet_m_150ep": {"model": "fernet_m", "epochs": 150},  # about fernet_l's CPU time for 60 epochs
     "fernet_100ep": {"model": "fernet", "epochs": 100},
     "light": {"weight_decay": 0.01, "drop": 0.0, "augment": {"erasing": 0.0}},  # less regularisation, short runs
-    "progressive": {"sizes": (32, 40, 48)},  # smaller faces early: more epochs in a budget
-    "fernet_m_progressive": {"model": "fernet_m", "sizes": (32, 40, 48)},
 }
 
 

@@ -50,9 +50,8 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
     return ((x[:, 0] * STD + MEAN).clamp(0, 1) * 255).round().to(torch.uint8)
 
 
-def random_affine(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator, size: int | None = None) -> torch.Tensor:
-    """Flip, rotate, scale and shift each sample of a float batch [B, C, H, W] by its own random draw, in one warp
-    that also resamples it to size x size (default: its own size)."""
+def random_affine(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> torch.Tensor:
+    """Flip, rotate, scale and shift each sample of a float batch [B, C, H, W] by its own random draw, in one warp."""
     b = len(x)
 
     def uniform(lo: float, hi: float) -> torch.Tensor:
@@ -65,7 +64,7 @@ def random_affine(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator, size:
     shift = cfg.translate * 2  # translate is a fraction of the image; the grid spans [-1, 1], twice that
     theta = torch.stack([torch.stack([cos * flip, -sin, uniform(-1, 1) * shift], 1),
                          torch.stack([sin * flip, cos, uniform(-1, 1) * shift], 1)], 1)
-    grid = F.affine_grid(theta, [b, x.shape[1], size or x.shape[2], size or x.shape[3]], align_corners=False)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
@@ -78,13 +77,10 @@ class BatchAugment:
         random.seed(seed)  # timm's RandomErasing draws from Python's random module
         self.erase = RandomErasing(cfg.erasing, mode="pixel", device=str(device)) if cfg.erasing > 0 else None
 
-    def __call__(self, x: torch.Tensor, size: int | None = None) -> torch.Tensor:
-        """The augmented batch, resampled to size x size when size is given (smaller faces early in training)."""
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
         cfg = self.cfg
         if cfg.flip or cfg.degrees or cfg.translate or cfg.scale != (1.0, 1.0):
-            x = random_affine(x, cfg, self.g, size)
-        elif size not in (None, x.shape[-1]):
-            x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+            x = random_affine(x, cfg, self.g)
         if self.erase is not None:
             x = self.erase(x)
         return x

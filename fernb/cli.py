@@ -40,9 +40,10 @@ def train_config(args: argparse.Namespace, out: Path):
     from fernb import checkpoint
     from fernb.train import STATE, TrainConfig
     if not args.resume:
-        cfg = TrainConfig(model=args.model, epochs=args.epochs, minutes=args.minutes, batch_size=args.batch_size,
-                          lr=args.lr, seed=args.seed, class_weights=args.class_weights, device=args.device,
-                          precision=args.precision)  # checks every option first
+        recipe = TrainConfig.short if args.minutes else TrainConfig  # a time budget: the short-run recipe
+        cfg = recipe(model=args.model, epochs=args.epochs, minutes=args.minutes, batch_size=args.batch_size,
+                     lr=args.lr, seed=args.seed, class_weights=args.class_weights, device=args.device,
+                     precision=args.precision)  # checks every option first
         if (out / checkpoint.CONFIG).exists() and not args.force:
             raise OutputError(f"{out}: holds the checkpoint of another run; pass --resume to continue it, --force to "
                               "overwrite it, or another --out")

@@ -23,7 +23,7 @@ from fernb.augment import DEFAULT, MEAN, STD, AugmentConfig, BatchAugment, mixer
 from fernb.data import IMAGE_SIZE, FERData
 from fernb.device import autocast, cpu_bf16, pick_device, pick_precision, seconds_per_step
 from fernb.errors import BudgetError, CheckpointError, ConfigError
-from fernb.evaluate import packaged_checkpoint, predict, run_model
+from fernb.evaluate import run_model
 from fernb.files import atomic_write
 from fernb.models import FERNETS, count_parameters, create_model
 
@@ -31,8 +31,6 @@ STATE = "resume.pt"  # training state for --resume: tensors and plain values, re
 RECIPE_MODEL = "fernet_l"  # the default recipe's model (README: results)
 AUTO_EPOCHS = 40  # with a CPU budget, 'auto' picks the widest FERNet measured to get this many epochs in it
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
-# distillation (Hinton et al. 2015) with the weight and temperature of CRD's baselines (Tian et al. 2020)
-KD_WEIGHT, KD_TEMPERATURE = 0.9, 4.0
 
 
 @dataclass
@@ -48,12 +46,10 @@ class TrainConfig:
     warmup: float = 0.03  # fraction of the run spent warming the LR up
     label_smoothing: float = 0.1
     ema_decay: float = 0.999  # EMA of the weights, evaluated and kept; 0 turns it off
-    sizes: tuple[int, ...] = (IMAGE_SIZE,)  # face sizes training goes through, in equal shares of the run
     drop: float | None = None  # dropout before the classifier; None: the model's own default (FERNet 0.2)
     class_weights: bool = False  # weight the loss by inverse class frequency (disgust is 1.5% of train)
     augment: AugmentConfig = field(default_factory=lambda: DEFAULT)
     pretrained: bool = False
-    teacher: str | None = None  # distil from this checkpoint ("packaged": fernb's default model); None: off
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"  # auto | bf16 | fp16 | fp32
@@ -66,13 +62,19 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
+    def short(cls, **changes) -> "TrainConfig":
+        """The recipe for a short run (a time budget, notebook 03): the long recipe's regularisation makes a small
+        model underfit in a few dozen epochs, so lighter weight decay, no dropout and no erasing (README: +2.1
+        points of val accuracy in 5 minutes); then your changes."""
+        return cls(**{"weight_decay": 0.01, "drop": 0.0, "augment": replace(DEFAULT, erasing=0.0), **changes})
+
+    @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         """The config to_dict wrote (a checkpoint's, for --resume); options that fernb no longer has are left out."""
         aug = {k: v for k, v in d.get("augment", {}).items() if k in {f.name for f in fields(AugmentConfig)}}
         aug["scale"] = tuple(aug.get("scale", DEFAULT.scale))
         known = {f.name for f in fields(cls)} - {"augment"}
-        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in known}  # JSON lists: tuples
-        return cls(**kw, augment=AugmentConfig(**aug))
+        return cls(**{k: v for k, v in d.items() if k in known}, augment=AugmentConfig(**aug))
 
 
 # name -> (kind, lowest, highest, lowest allowed?): the one place a training option's range is stated
@@ -93,14 +95,11 @@ def check_config(cfg: TrainConfig) -> None:
             what = "a whole number" if kind is int else "a number"
             bound = f"{'>=' if lo_ok else '>'} {lo}" + (f" and < {hi}" if hi is not None else "")
             raise ConfigError(f"{name}={v!r}: must be {what} {bound}")
-    if not cfg.sizes or any(isinstance(n, bool) or not isinstance(n, int) or not 32 <= n <= IMAGE_SIZE
-                            for n in cfg.sizes):
-        raise ConfigError(f"sizes={cfg.sizes!r}: must be face sizes in pixels, whole numbers from 32 to {IMAGE_SIZE}")
     if cfg.precision not in PRECISIONS:
         raise ConfigError(f"precision={cfg.precision!r}: must be one of {', '.join(PRECISIONS)}")
-    if (cfg.class_weights or cfg.teacher) and (cfg.augment.mixup > 0 or cfg.augment.cutmix > 0):
-        raise ConfigError(f"{'class_weights' if cfg.class_weights else 'teacher'} cannot be combined with mixup/cutmix "
-                          "(their mixed faces have no class weight or teacher output); turn one of them off")
+    if cfg.class_weights and (cfg.augment.mixup > 0 or cfg.augment.cutmix > 0):
+        raise ConfigError("class_weights cannot be combined with mixup/cutmix (their soft targets ignore class "
+                          "weights); turn one of them off")
 
 
 @dataclass
@@ -134,8 +133,6 @@ class Trainer:
     scaler: torch.amp.GradScaler | None = None  # fp16 only
     started: float = 0.0  # perf_counter() at which elapsed time was zero
     eval_seconds: float = 0.0  # how long validating takes, kept free at the end of a time budget
-    teacher: torch.Tensor | None = None  # the teacher's log-probabilities for every training face
-    teacher_seconds: float = 0.0  # what computing them cost: counted in a time budget
 
     @property
     def kept(self) -> torch.nn.Module:
@@ -158,8 +155,7 @@ def fit(train: FERData, val: FERData | None, cfg: TrainConfig = TrainConfig(), o
     t = setup(train, cfg)
     state = load_state(out / STATE, t) if resume and out is not None and (out / STATE).exists() else RunState()
     meta = run_meta(t, train, val)
-    t.started = time.perf_counter() - (state.elapsed or t.teacher_seconds)
-    t.eval_seconds = len(val or []) / 2000  # refined by epoch 1
+    t.started, t.eval_seconds = time.perf_counter() - state.elapsed, len(val or []) / 2000  # refined by epoch 1
     best = None  # the kept epoch's weights
     while progress_at(t, state) < 1:
         row = train_epoch(t, state, progress)
@@ -212,25 +208,7 @@ def setup(train: FERData, cfg: TrainConfig) -> Trainer:
                    gen=torch.Generator().manual_seed(cfg.seed), images=images, labels=labels, device=device,
                    precision=precision, steps_per_epoch=len(labels) // bs, weight=weight,
                    mix=mixer(cfg.augment, len(train.classes), cfg.label_smoothing),
-                   scaler=torch.amp.GradScaler(device.type) if precision == "fp16" else None,
-                   **teacher_outputs(cfg, train, device))
-
-
-def teacher_outputs(cfg: TrainConfig, train: FERData, device: torch.device) -> dict:
-    """The teacher's log-probabilities (flip TTA) for every training face, computed once, and the seconds it took."""
-    if cfg.teacher is None:
-        return {}
-    started, path = time.perf_counter(), packaged_checkpoint() if cfg.teacher == "packaged" else cfg.teacher
-    if path is None:
-        raise ConfigError("teacher='packaged': this install has no packaged model; pass a checkpoint folder")
-    teacher, meta = checkpoint.load(path, device)
-    if list(meta["classes"]) != list(train.classes):
-        raise ConfigError(f"teacher {path}: its classes {meta['classes']} are not this run's {list(train.classes)}")
-    if train.holdout and meta.get("holdout") != train.holdout:  # else val would hold faces the teacher learned from
-        raise ConfigError(f"teacher {path}: trained with hold-out {meta.get('holdout')}, not this run's "
-                          f"{train.holdout}; use the teacher's val_fraction and seed, so val stays unseen")
-    log_probs = predict(teacher, train, tta="flip").probs.clamp(min=1e-8).log().to(device)
-    return dict(teacher=log_probs, teacher_seconds=time.perf_counter() - started)
+                   scaler=torch.amp.GradScaler(device.type) if precision == "fp16" else None)
 
 
 def progress_at(t: Trainer, state: RunState) -> float:
@@ -254,9 +232,8 @@ def train_epoch(t: Trainer, state: RunState, progress: bool = True) -> dict | No
         for g in t.opt.param_groups:
             g["lr"] = lr_at(p, t.cfg.lr, t.cfg.warmup)
         idx = order[i * bs:(i + 1) * bs]
-        size = t.cfg.sizes[min(int(p * len(t.cfg.sizes)), len(t.cfg.sizes) - 1)]
-        x, y = t.augment(to_input(t.images[idx]), size).contiguous(memory_format=torch.channels_last), t.labels[idx]
-        loss, logits = train_step(t, x, y, None if t.teacher is None else t.teacher[idx])
+        x, y = t.augment(to_input(t.images[idx])).contiguous(memory_format=torch.channels_last), t.labels[idx]
+        loss, logits = train_step(t, x, y)
         if t.ema is not None:
             t.ema.update(t.model, step=state.step)
         state.step += 1
@@ -276,10 +253,8 @@ def train_epoch(t: Trainer, state: RunState, progress: bool = True) -> dict | No
                 train_seconds=seconds)
 
 
-def train_step(t: Trainer, x: torch.Tensor, y: torch.Tensor,
-               teacher: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimisation step on a batch (mixup/cutmix turns y into soft targets; a teacher's log-probabilities
-    add a distillation term); returns (loss, logits)."""
+def train_step(t: Trainer, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step on a batch (mixup/cutmix turns y into soft targets); returns (loss, logits)."""
     target = None
     if t.mix is not None:
         x, target = t.mix(x, y)
@@ -289,10 +264,6 @@ def train_step(t: Trainer, x: torch.Tensor, y: torch.Tensor,
             loss = torch.sum(-target * F.log_softmax(logits.float(), -1), -1).mean()
         else:
             loss = F.cross_entropy(logits.float(), y, weight=t.weight, label_smoothing=t.cfg.label_smoothing)
-        if teacher is not None:  # match the teacher's softened probabilities; T^2 keeps the gradients' scale
-            kd = F.kl_div(F.log_softmax(logits.float() / KD_TEMPERATURE, -1), F.log_softmax(teacher / KD_TEMPERATURE, -1),
-                          log_target=True, reduction="batchmean") * KD_TEMPERATURE ** 2
-            loss = (1 - KD_WEIGHT) * loss + KD_WEIGHT * kd
     t.opt.zero_grad(set_to_none=True)
     if t.scaler is not None:  # fp16: scale the loss so small gradients do not underflow to zero
         t.scaler.scale(loss).backward()

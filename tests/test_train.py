@@ -338,3 +338,15 @@ def test_notebook_04_compares_the_packaged_model_with_the_last_run(trained, tmp_
     assert list(found.values()) == [packaged_checkpoint(), Path("runs/latest")]
     assert list(found) == ["packaged model", "your run (runs/latest)"]
     assert checkpoints(trained[0]) == {f"checkpoint {trained[0]}": trained[0]}
+
+
+def test_a_time_budget_trains_with_the_short_recipe(tmp_path):
+    """`fernb train --minutes` (and notebook 03) use TrainConfig.short: lighter regularisation for a short run."""
+    from fernb.cli import build_parser, train_config
+    budget = train_config(build_parser().parse_args(["train", "--minutes", "5"]), tmp_path)
+    epochs = train_config(build_parser().parse_args(["train", "--epochs", "60"]), tmp_path)
+    assert epochs == TrainConfig(epochs=60) and budget == TrainConfig.short(minutes=5.0)
+    assert (budget.weight_decay, budget.drop, budget.augment.erasing) == (0.01, 0.0, 0.0)
+    assert (epochs.weight_decay, epochs.augment.erasing) == (0.05, 0.25) and epochs.drop is None
+    assert TrainConfig.short(weight_decay=0.02).weight_decay == 0.02  # your changes win
+    assert budget.augment.degrees == epochs.augment.degrees  # only the regularisation differs
