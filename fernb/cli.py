@@ -244,7 +244,8 @@ def add_train_command(sub) -> None:
     budget = s.add_mutually_exclusive_group()
     budget.add_argument("--epochs", type=int, default=TrainConfig.epochs,
                         help=f"number of epochs (default {TrainConfig.epochs})")
-    budget.add_argument("--minutes", type=float, help="a time budget instead of epochs; the schedule spans it")
+    budget.add_argument("--minutes", type=float, help="a time budget instead of epochs; the schedule spans it, and "
+                        "the recipe is the short-run one (TrainConfig.short: weight decay 0.01, no dropout, no erasing)")
     s.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     s.add_argument("--lr", type=float, default=TrainConfig.lr, help="peak learning rate of the one-cycle schedule")
     s.add_argument("--seed", type=int, default=0)

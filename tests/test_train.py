@@ -341,12 +341,16 @@ def test_notebook_04_compares_the_packaged_model_with_the_last_run(trained, tmp_
 
 
 def test_a_time_budget_trains_with_the_short_recipe(tmp_path):
-    """`fernb train --minutes` (and notebook 03) use TrainConfig.short: lighter regularisation for a short run."""
+    """`fernb train --minutes` uses TrainConfig.short (lighter regularisation), --epochs the long recipe."""
+    from dataclasses import replace
+
+    from fernb.augment import DEFAULT
     from fernb.cli import build_parser, train_config
     budget = train_config(build_parser().parse_args(["train", "--minutes", "5"]), tmp_path)
     epochs = train_config(build_parser().parse_args(["train", "--epochs", "60"]), tmp_path)
     assert epochs == TrainConfig(epochs=60) and budget == TrainConfig.short(minutes=5.0)
     assert (budget.weight_decay, budget.drop, budget.augment.erasing) == (0.01, 0.0, 0.0)
-    assert (epochs.weight_decay, epochs.augment.erasing) == (0.05, 0.25) and epochs.drop is None
+    assert (epochs.weight_decay, epochs.drop, epochs.augment) == (TrainConfig.weight_decay, None, DEFAULT)
+    assert replace(budget.augment, erasing=DEFAULT.erasing) == DEFAULT  # only the regularisation differs
     assert TrainConfig.short(weight_decay=0.02).weight_decay == 0.02  # your changes win
-    assert budget.augment.degrees == epochs.augment.degrees  # only the regularisation differs
+    assert TrainConfig.from_dict(budget.to_dict()) == budget  # --resume keeps the short recipe
