@@ -40,7 +40,7 @@ def main() -> None:
     args = p.parse_args()
     print(f"torch {torch.__version__}; {cpu_summary()}")
     model, meta = load_model()
-    fast = fold_batchnorm(model).to(memory_format=torch.channels_last)
+    fast = fold_batchnorm(model)
     frame = test_frame()
     crops = [f.crop for f in detect_and_crop(frame)]
     assert len(crops) == 1, "the test frame should hold one face"

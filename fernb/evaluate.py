@@ -132,7 +132,7 @@ def predict(model: torch.nn.Module, data: FERData, tta: str | None = None, batch
     """
     device = next(model.parameters()).device
     precision = "bf16" if device.type == "cpu" and cpu_bf16() else "fp32"
-    fast = fold_batchnorm(model).to(memory_format=torch.channels_last)  # weights in the layout the input has
+    fast = fold_batchnorm(model)
     logits = run_model(fast, data.images, batch_size=batch_size, tta=tta, precision=precision)
     return Predictions(logits.softmax(-1), data.labels.clone(), tuple(data.classes), data.images)
 

@@ -85,14 +85,15 @@ def check_input_size(model: nn.Module, name: str, in_chans: int = 1) -> None:
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:
     """An eval-mode copy of model with each BatchNorm that follows a Conv2d folded into the conv's weights:
-    the same outputs for inference, one pass over the activations fewer per layer."""
+    the same outputs for inference, one pass over the activations fewer per layer. Its weights are channels-last,
+    the layout fernb's inputs have (to_input(..., channels_last=True))."""
     from torch.nn.utils.fusion import fuse_conv_bn_eval
     model = copy.deepcopy(model).eval()
     for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
         for i in range(len(seq) - 1):
             if isinstance(seq[i], nn.Conv2d) and isinstance(seq[i + 1], nn.BatchNorm2d):
                 seq[i], seq[i + 1] = fuse_conv_bn_eval(seq[i], seq[i + 1]), nn.Identity()
-    return model
+    return model.to(memory_format=torch.channels_last)
 
 
 def layer_table(model: nn.Module, in_chans: int = 1):

@@ -14,7 +14,10 @@ PALETTE = dict(zip(CLASSES, sns.color_palette("Set2", len(CLASSES))))
 
 
 def _face(ax, image, title: str = "", color=None) -> None:
-    """Draw one 48x48 face without axes."""
+    """Draw one 48x48 face without axes; None leaves the grid cell empty (a row shorter than the grid)."""
+    if image is None:
+        ax.axis("off")
+        return
     ax.imshow(np.asarray(image), cmap="gray", vmin=0, vmax=255)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -48,10 +51,7 @@ def sample_grid(images: torch.Tensor, labels: torch.Tensor, classes, per_class: 
         idx = torch.nonzero(labels == k).flatten()
         pick = idx[torch.randperm(len(idx), generator=g)[:per_class]]
         for j in range(per_class):
-            if j < len(pick):
-                _face(axes[k, j], images[pick[j]])
-            else:
-                axes[k, j].axis("off")
+            _face(axes[k, j], images[pick[j]] if j < len(pick) else None)
         axes[k, 0].set_ylabel(c, rotation=0, ha="right", va="center", fontsize=10)
     fig.suptitle("Random training faces per class")
     return fig
@@ -95,10 +95,7 @@ def augment_rows(rows: dict[str, torch.Tensor], title: str) -> Figure:
                              layout="constrained")
     for i, (name, imgs) in enumerate(rows.items()):
         for j in range(n):
-            if j < len(imgs):
-                _face(axes[i, j], imgs[j])
-            else:
-                axes[i, j].axis("off")
+            _face(axes[i, j], imgs[j] if j < len(imgs) else None)
         axes[i, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=10)
     fig.suptitle(title)
     return fig

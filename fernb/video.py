@@ -110,7 +110,7 @@ def analyse(model, path: str | Path, classes, every: int = 1, fps: float | None 
     smooth in [0, 1) blends each face's probabilities with its previous ones (an exponential moving average)."""
     from fernb.faces import annotate, detect_and_crop, predict_crops
     from fernb.models import fold_batchnorm
-    fast = fold_batchnorm(model).to(memory_format=torch.channels_last)  # once, not per frame
+    fast = fold_batchnorm(model)  # once, not per frame
     cap, rate = open_video(path)
     step = frame_step(rate, every, fps)
     tracker, last, rows, writer = Tracker(), {}, [], None
