@@ -53,6 +53,27 @@ def int8_model(model, data: str | None):
     return convert_fx(observed)
 
 
+def macs_per_face(model) -> int:
+    """Multiply-adds of one 48x48 face through the model's convolutions and linear layers."""
+    total, hooks = [0], []
+    for m in model.modules():
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+            hooks.append(m.register_forward_hook(lambda m, i, o: total.__setitem__(
+                0, total[0] + o.numel() * m.weight[0].numel())))  # each output: one weight row (or kernel) long
+    with torch.no_grad():
+        model.eval()(torch.zeros(1, 1, 48, 48))
+    for h in hooks:
+        h.remove()
+    return total[0]
+
+
+def matmul_gflops(n: int = 2048) -> float:
+    """fp32 matmul speed of this CPU in GFLOP/s: the ceiling the convolutions' arithmetic is measured against."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    seconds, _ = timed(lambda: a @ b, 5)
+    return 2 * n ** 3 / seconds / 1e9
+
+
 def timed(fn, repeat: int) -> tuple[float, torch.Tensor]:
     """Median seconds of fn() over repeat runs after one warm-up, and its last result."""
     result, times = fn(), []
@@ -74,16 +95,21 @@ def main() -> None:
     print(f"torch {torch.__version__}; {cpu_summary()}")
     model, meta = load_model(args.checkpoint)
     test = load(args.data, "test")
+    flop = 2 * macs_per_face(model) * 2 * len(test)  # 2 FLOPs a multiply-add, 2 views a face
+    print(f"{meta['model']}: {flop / 4 / len(test) / 1e6:.0f}M multiply-adds a face; fp32 matmul on this CPU "
+          f"{matmul_gflops():.0f} GFLOP/s")
     paths = {"previous path": lambda: previous_path(model, test.images),
              "fernb.evaluate.predict": lambda: predict(model, test, tta="flip").probs}
     if args.int8:
         quantized = int8_model(model, args.data)
         paths["int8 (torch.ao, oneDNN)"] = lambda: previous_path(quantized, test.images)
+    first = None
     for name, fn in paths.items():
         seconds, probs = timed(fn, args.repeat)
+        first = first or seconds
         acc = (probs.argmax(-1) == test.labels).float().mean().item()
-        print(f"{name:24s} {meta['model']}, {len(test)} faces, flip TTA: {seconds:6.2f} s, "
-              f"{len(test) / seconds:6.0f} faces/s, accuracy {acc:.4f}", flush=True)
+        print(f"{name:24s} {meta['model']}, {len(test)} faces, flip TTA: {seconds:6.2f} s ({first / seconds:3.1f}x), "
+              f"{len(test) / seconds:6.0f} faces/s, {flop / seconds / 1e9:4.0f} GFLOP/s, accuracy {acc:.4f}", flush=True)
 
 
 if __name__ == "__main__":

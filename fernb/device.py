@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import platform
 import time
 from pathlib import Path
@@ -10,6 +11,8 @@ import torch
 import torch.nn.functional as F
 
 _CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+# oneDNN ISA limits below AVX512_CORE_BF16: oneDNN emulates bf16 there, and still reports bf16 as supported
+_NO_BF16_ISAS = {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI"}
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -25,6 +28,8 @@ def pick_device(name: str = "auto") -> torch.device:
 
 def cpu_bf16() -> bool:
     """True where the CPU runs bf16 natively (AVX-512 BF16 or AMX) and oneDNN may use it (ONEDNN_MAX_CPU_ISA)."""
+    if os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper() in _NO_BF16_ISAS:
+        return False
     try:  # private torch helpers; the oneDNN one honours ONEDNN_MAX_CPU_ISA=AVX2
         native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
         return bool(native and torch.ops.mkldnn._is_mkldnn_bf16_supported())
@@ -40,7 +45,8 @@ def cpu_summary() -> str:
     flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
     have = " ".join(f for f in _CPU_FLAGS if f in flags) or "none of " + "/".join(_CPU_FLAGS)
     return (f"CPU: {model}, {torch.get_num_threads()} threads, torch kernels {torch.backends.cpu.get_cpu_capability()}, "
-            f"flags {have}, bf16 {'native' if cpu_bf16() else 'not native (fp32 is used)'}")
+            f"flags {have}, bf16 {'native' if cpu_bf16() else 'not native (fp32 is used)'}"
+            + (f", oneDNN limited to {os.environ['ONEDNN_MAX_CPU_ISA']}" if os.environ.get("ONEDNN_MAX_CPU_ISA") else ""))
 
 
 def autocast(device: torch.device, precision: str):

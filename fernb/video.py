@@ -109,8 +109,8 @@ def analyse(model, path: str | Path, classes, every: int = 1, fps: float | None 
     """One row per face per analysed frame: time, frame, face id, box and the class probabilities;
     smooth in [0, 1) blends each face's probabilities with its previous ones (an exponential moving average)."""
     from fernb.faces import annotate, detect_and_crop, predict_crops
-    from fernb.models import fold_batchnorm
-    fast = fold_batchnorm(model)  # once, not per frame
+    from fernb.models import for_inference
+    fast = for_inference(model)  # once, not per frame
     cap, rate = open_video(path)
     step = frame_step(rate, every, fps)
     tracker, last, rows, writer = Tracker(), {}, [], None

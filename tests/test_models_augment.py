@@ -80,18 +80,31 @@ def test_mixup_gives_soft_targets():
 
 
 @pytest.mark.parametrize("name", ["fernet_s", "resnet18"])
-def test_folding_batchnorm_keeps_the_outputs(name):
-    from fernb.models import fold_batchnorm
+def test_the_inference_copy_keeps_the_outputs(name):
+    from fernb.models import MaxPool2x2, for_inference
     model = create_model(name)
     model.train()
     with torch.no_grad():  # give every BatchNorm running statistics of its own
         for _ in range(3):
             model(torch.randn(8, 1, 48, 48) * 2 + 0.5)
     model.eval()
-    folded = fold_batchnorm(model)
+    folded = for_inference(model)
     x = torch.randn(4, 1, 48, 48)
     with torch.no_grad():
         assert torch.allclose(folded(x), model(x), atol=1e-4)
     if name == "fernet_s":  # every FERNet BatchNorm follows a conv in one Sequential; timm's models may keep some
-        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+        assert not any(isinstance(m, (torch.nn.BatchNorm2d, torch.nn.MaxPool2d)) for m in folded.modules())
+        assert sum(isinstance(m, MaxPool2x2) for m in folded.modules()) == 3
+    else:  # resnet18's 3x3 max-pool with padding is not a 2x2 one: it stays
+        assert any(isinstance(m, torch.nn.MaxPool2d) for m in folded.modules())
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())  # the original is left as it was
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("size", [(6, 6), (7, 5), (2, 3)])
+def test_maxpool2x2_matches_torch(size, dtype):
+    from fernb.models import MaxPool2x2
+    x = torch.randn(2, 3, *size).to(dtype)
+    for layout in (torch.contiguous_format, torch.channels_last):
+        x = x.contiguous(memory_format=layout)
+        assert torch.equal(MaxPool2x2()(x), torch.nn.functional.max_pool2d(x, 2))

@@ -319,10 +319,12 @@ def test_cpu_without_native_bf16_gets_fp32_without_a_trial(monkeypatch):
     assert device.pick_precision(None, None, None, torch.device("cpu")) == "fp32"
 
 
-def test_the_avx2_restriction_turns_native_bf16_off():
-    """ONEDNN_MAX_CPU_ISA=AVX2 is how an AVX-512 BF16 machine measures the AVX2 path: bf16 must not count as native."""
+@pytest.mark.parametrize("isa", ["AVX2", "AVX512_CORE"])
+def test_an_isa_restriction_turns_native_bf16_off(isa):
+    """ONEDNN_MAX_CPU_ISA is how an AVX-512 BF16 machine measures the AVX2 and AVX-512-without-BF16 paths:
+    bf16, which oneDNN then emulates, must not count as native."""
     code = "from fernb.device import cpu_bf16; print(cpu_bf16())"
-    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": isa, "ATEN_CPU_CAPABILITY": "avx2" if isa == "AVX2" else "avx512"}
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert run.stdout.strip() == "False"
 
