@@ -67,13 +67,6 @@ def macs_per_face(model) -> int:
     return total[0]
 
 
-def matmul_gflops(n: int = 2048) -> float:
-    """fp32 matmul speed of this CPU in GFLOP/s: the ceiling the convolutions' arithmetic is measured against."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    seconds, _ = timed(lambda: a @ b, 5)
-    return 2 * n ** 3 / seconds / 1e9
-
-
 def timed(fn, repeat: int) -> tuple[float, torch.Tensor]:
     """Median seconds of fn() over repeat runs after one warm-up, and its last result."""
     result, times = fn(), []
@@ -96,8 +89,7 @@ def main() -> None:
     model, meta = load_model(args.checkpoint)
     test = load(args.data, "test")
     flop = 2 * macs_per_face(model) * 2 * len(test)  # 2 FLOPs a multiply-add, 2 views a face
-    print(f"{meta['model']}: {flop / 4 / len(test) / 1e6:.0f}M multiply-adds a face; fp32 matmul on this CPU "
-          f"{matmul_gflops():.0f} GFLOP/s")
+    print(f"{meta['model']}: {flop / 4 / len(test) / 1e6:.0f}M multiply-adds a face")
     paths = {"previous path": lambda: previous_path(model, test.images),
              "fernb.evaluate.predict": lambda: predict(model, test, tta="flip").probs}
     if args.int8:

@@ -40,6 +40,8 @@ VARIANTS = {
     "fernet_m_150ep": {"model": "fernet_m", "epochs": 150},  # about fernet_l's CPU time for 60 epochs
     "fernet_100ep": {"model": "fernet", "epochs": 100},
     "light": {"weight_decay": 0.01, "drop": 0.0, "augment": {"erasing": 0.0}},  # less regularisation, short runs
+    "light_seed1": {"weight_decay": 0.01, "drop": 0.0, "augment": {"erasing": 0.0}, "seed": 1},
+    "light_bs128": {"weight_decay": 0.01, "drop": 0.0, "augment": {"erasing": 0.0}, "batch_size": 128},  # 2x the steps
 }
 
 
