@@ -2,6 +2,7 @@
 
     python benchmarks/eval_speed.py --data ../shared/fer2013
     ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 python benchmarks/eval_speed.py --data ../shared/fer2013  # AVX2
+    ONEDNN_MAX_CPU_ISA=AVX512_CORE python benchmarks/eval_speed.py --data ../shared/fer2013  # AVX-512 without BF16
 
 Each path runs --repeat times; the median wall time is printed with the accuracy it reached. --int8 adds a third
 path that fernb does not use: static int8 quantization with torch.ao (deprecated in torch) on oneDNN's kernels,
@@ -61,7 +62,8 @@ def macs_per_face(model) -> int:
             hooks.append(m.register_forward_hook(lambda m, i, o: total.__setitem__(
                 0, total[0] + o.numel() * m.weight[0].numel())))  # each output: one weight row (or kernel) long
     with torch.no_grad():
-        model.eval()(torch.zeros(1, 1, 48, 48))
+        in_chans = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d)).in_channels
+        model.eval()(torch.zeros(1, in_chans, 48, 48))
     for h in hooks:
         h.remove()
     return total[0]
@@ -78,7 +80,7 @@ def timed(fn, repeat: int) -> tuple[float, torch.Tensor]:
 
 
 def main() -> None:
-    """Time both paths on the same model and faces, and print seconds, faces/s and accuracy."""
+    """Time each path on the same model and faces; print seconds, speed-up, faces/s, GFLOP/s and accuracy."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=None, help="FER-2013 folder or csv (default: $FERNB_DATA, ./data/fer2013)")
     p.add_argument("--checkpoint", default=None, help="default: the packaged model")
@@ -88,8 +90,9 @@ def main() -> None:
     print(f"torch {torch.__version__}; {cpu_summary()}")
     model, meta = load_model(args.checkpoint)
     test = load(args.data, "test")
-    flop = 2 * macs_per_face(model) * 2 * len(test)  # 2 FLOPs a multiply-add, 2 views a face
-    print(f"{meta['model']}: {flop / 4 / len(test) / 1e6:.0f}M multiply-adds a face")
+    macs = macs_per_face(model)
+    flop = 2 * macs * 2 * len(test)  # 2 FLOPs a multiply-add, 2 views a face
+    print(f"{meta['model']}: {macs / 1e6:.0f}M multiply-adds a face")
     paths = {"previous path": lambda: previous_path(model, test.images),
              "fernb.evaluate.predict": lambda: predict(model, test, tta="flip").probs}
     if args.int8:

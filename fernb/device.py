@@ -28,13 +28,18 @@ def pick_device(name: str = "auto") -> torch.device:
 
 def cpu_bf16() -> bool:
     """True where the CPU runs bf16 natively (AVX-512 BF16 or AMX) and oneDNN may use it (ONEDNN_MAX_CPU_ISA)."""
-    if os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper() in _NO_BF16_ISAS:
+    if onednn_isa_limit().upper() in _NO_BF16_ISAS:
         return False
     try:  # private torch helpers; the oneDNN one honours ONEDNN_MAX_CPU_ISA=AVX2
         native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
         return bool(native and torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+def onednn_isa_limit() -> str:
+    """The ISA limit set for oneDNN (ONEDNN_MAX_CPU_ISA, or its older name DNNL_MAX_CPU_ISA), or ''."""
+    return os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA", "")
 
 
 def cpu_summary() -> str:
@@ -46,7 +51,7 @@ def cpu_summary() -> str:
     have = " ".join(f for f in _CPU_FLAGS if f in flags) or "none of " + "/".join(_CPU_FLAGS)
     return (f"CPU: {model}, {torch.get_num_threads()} threads, torch kernels {torch.backends.cpu.get_cpu_capability()}, "
             f"flags {have}, bf16 {'native' if cpu_bf16() else 'not native (fp32 is used)'}"
-            + (f", oneDNN limited to {os.environ['ONEDNN_MAX_CPU_ISA']}" if os.environ.get("ONEDNN_MAX_CPU_ISA") else ""))
+            + (f", oneDNN limited to {onednn_isa_limit()}" if onednn_isa_limit() else ""))
 
 
 def autocast(device: torch.device, precision: str):

@@ -30,7 +30,7 @@ def tta_views(x: torch.Tensor, tta: str | None) -> list[torch.Tensor]:
 
 
 @torch.no_grad()
-def run_model(model: torch.nn.Module, images: torch.Tensor, batch_size: int = 128, device=None,
+def run_model(model: torch.nn.Module, images: torch.Tensor, batch_size: int = 512, device=None,
               precision: str = "fp32", tta: str | None = None) -> torch.Tensor:
     """Logits [N, C] (float32, on the CPU) for uint8 images [N, 48, 48], averaged over the TTA views."""
     device = device or next(model.parameters()).device
@@ -128,8 +128,8 @@ def predict(model: torch.nn.Module, data: FERData, tta: str | None = None, batch
     """Probabilities for every face of a split; tta="flip" averages each face with its mirror image.
 
     The fastest path measured (benchmarks/eval_speed.py): models.for_inference's copy, bf16 on CPUs that run it
-    natively (accuracy within 0.02 points of fp32 for the packaged model), and batches of 128, which stay in a
-    2-core CPU's caches (512 was 8% slower).
+    natively (accuracy within 0.02 points of fp32 for the packaged model), and batches of 128 (512 measured 8%
+    slower on a 2-core CPU).
     """
     device = next(model.parameters()).device
     precision = "bf16" if device.type == "cpu" and cpu_bf16() else "fp32"

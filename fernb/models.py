@@ -96,21 +96,24 @@ class MaxPool2x2(nn.Module):
 
 def for_inference(model: nn.Module) -> nn.Module:
     """An eval-mode copy of model for fast inference, with the same outputs: each BatchNorm that follows a Conv2d
-    folded into the conv's weights (one pass over the activations fewer per layer), 2x2 max-pools as MaxPool2x2,
-    and channels-last weights, the layout fernb's inputs have (to_input(..., channels_last=True))."""
+    folded into the conv's weights (one pass over the activations fewer per layer), plain 2x2 max-pools as
+    MaxPool2x2 (both only inside an nn.Sequential, where FERNet keeps them), and channels-last weights, the layout fernb's inputs have (to_input(..., channels_last=True))."""
     from torch.nn.utils.fusion import fuse_conv_bn_eval
     model = copy.deepcopy(model).eval()
     for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
         for i in range(len(seq)):
             if isinstance(seq[i], nn.Conv2d) and i + 1 < len(seq) and isinstance(seq[i + 1], nn.BatchNorm2d):
                 seq[i], seq[i + 1] = fuse_conv_bn_eval(seq[i], seq[i + 1]), nn.Identity()
-            elif isinstance(seq[i], nn.MaxPool2d) and _is_2x2(seq[i]):
+            elif _is_2x2(seq[i]):
                 seq[i] = MaxPool2x2()
     return model.to(memory_format=torch.channels_last)
 
 
-def _is_2x2(pool: nn.MaxPool2d) -> bool:
-    """True for a plain 2x2, stride-2 max-pool (FERNet's), the only kind MaxPool2x2 replaces."""
+def _is_2x2(pool: nn.Module) -> bool:
+    """True for a plain 2x2, stride-2 nn.MaxPool2d (FERNet's), the only kind MaxPool2x2 replaces; not a subclass,
+    which may pad in its forward (timm's MaxPool2dSame)."""
+    if type(pool) is not nn.MaxPool2d:
+        return False
     pair = lambda v: v if isinstance(v, tuple) else (v, v)  # noqa: E731
     return (pair(pool.kernel_size) == (2, 2) and pair(pool.stride) == (2, 2) and pair(pool.padding) == (0, 0)
             and pair(pool.dilation) == (1, 1) and not pool.ceil_mode and not pool.return_indices)

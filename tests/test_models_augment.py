@@ -95,8 +95,6 @@ def test_the_inference_copy_keeps_the_outputs(name):
     if name == "fernet_s":  # every FERNet BatchNorm follows a conv in one Sequential; timm's models may keep some
         assert not any(isinstance(m, (torch.nn.BatchNorm2d, torch.nn.MaxPool2d)) for m in folded.modules())
         assert sum(isinstance(m, MaxPool2x2) for m in folded.modules()) == 3
-    else:  # resnet18's 3x3 max-pool with padding is not a 2x2 one: it stays
-        assert any(isinstance(m, torch.nn.MaxPool2d) for m in folded.modules())
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())  # the original is left as it was
 
 
@@ -105,6 +103,19 @@ def test_the_inference_copy_keeps_the_outputs(name):
 def test_maxpool2x2_matches_torch(size, dtype):
     from fernb.models import MaxPool2x2
     x = torch.randn(2, 3, *size).to(dtype)
+    x[0, 0, 1, 1] = float("nan")  # a NaN wins its window, as in max_pool2d
     for layout in (torch.contiguous_format, torch.channels_last):
         x = x.contiguous(memory_format=layout)
-        assert torch.equal(MaxPool2x2()(x), torch.nn.functional.max_pool2d(x, 2))
+        torch.testing.assert_close(MaxPool2x2()(x), torch.nn.functional.max_pool2d(x, 2), rtol=0, atol=0,
+                                   equal_nan=True)
+
+
+def test_only_plain_2x2_max_pools_are_swapped():
+    from timm.layers.pool2d_same import MaxPool2dSame  # pads in forward: not a plain 2x2 pool
+
+    from fernb.models import _is_2x2
+    nn = torch.nn
+    assert _is_2x2(nn.MaxPool2d(2)) and _is_2x2(nn.MaxPool2d((2, 2), stride=2))
+    for pool in (nn.MaxPool2d(3, 2, 1), nn.MaxPool2d(2, 1), nn.MaxPool2d(2, ceil_mode=True), MaxPool2dSame(2, 2),
+                 nn.AvgPool2d(2)):
+        assert not _is_2x2(pool), pool

@@ -329,6 +329,22 @@ def test_an_isa_restriction_turns_native_bf16_off(isa):
     assert run.stdout.strip() == "False"
 
 
+@pytest.mark.parametrize("name", ["ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"])
+def test_a_limit_below_bf16_turns_native_bf16_off_on_any_cpu(monkeypatch, name):
+    """The same check on a CPU without BF16: fake one with it, then limit oneDNN below it."""
+    from fernb import device
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True, raising=False)
+    for var in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+        monkeypatch.delenv(var, raising=False)
+    assert device.cpu_bf16()
+    monkeypatch.setenv(name, "avx512_core")
+    assert not device.cpu_bf16()
+    assert "oneDNN limited to avx512_core" in device.cpu_summary()
+    monkeypatch.setenv(name, "AVX512_CORE_BF16")
+    assert device.cpu_bf16()
+
+
 def test_notebook_04_compares_the_packaged_model_with_the_last_run(trained, tmp_path, monkeypatch):
     from fernb.evaluate import checkpoints, packaged_checkpoint
     monkeypatch.delenv("FERNB_CHECKPOINT", raising=False)
