@@ -84,9 +84,8 @@ def check_input_size(model: nn.Module, name: str, in_chans: int = 1) -> None:
 
 
 class MaxPool2x2(nn.Module):
-    """2x2 max-pooling with stride 2 as two strided maxima, for inference only: on a CPU in bf16 it runs the packaged
-    model's evaluation 1.3x faster than nn.MaxPool2d, which also computes indices (benchmarks/eval_speed.py);
-    its backward is 2x slower, so training keeps nn.MaxPool2d."""
+    """2x2 max-pooling with stride 2 as two strided maxima, for inference: faster than nn.MaxPool2d on a CPU,
+    which also computes the indices that only training needs (its backward is slower, so training keeps it)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2  # an odd last row or column is dropped, as MaxPool2d does
@@ -97,7 +96,8 @@ class MaxPool2x2(nn.Module):
 def for_inference(model: nn.Module) -> nn.Module:
     """An eval-mode copy of model for fast inference, with the same outputs: each BatchNorm that follows a Conv2d
     folded into the conv's weights (one pass over the activations fewer per layer), plain 2x2 max-pools as
-    MaxPool2x2 (both only inside an nn.Sequential, where FERNet keeps them), and channels-last weights, the layout fernb's inputs have (to_input(..., channels_last=True))."""
+    MaxPool2x2 (both only inside an nn.Sequential, where FERNet keeps them), and channels-last weights, the layout
+    fernb's inputs have (to_input(..., channels_last=True))."""
     from torch.nn.utils.fusion import fuse_conv_bn_eval
     model = copy.deepcopy(model).eval()
     for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
