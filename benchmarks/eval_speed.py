@@ -54,19 +54,13 @@ def int8_model(model, data: str | None):
     return convert_fx(observed)
 
 
-def macs_per_face(model) -> int:
-    """Multiply-adds of one 48x48 face through the model's convolutions and linear layers."""
-    total, hooks = [0], []
-    for m in model.modules():
-        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
-            hooks.append(m.register_forward_hook(lambda m, i, o: total.__setitem__(
-                0, total[0] + o.numel() * m.weight[0].numel())))  # each output: one weight row (or kernel) long
-    with torch.no_grad():
-        in_chans = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d)).in_channels
+def flop_per_face(model) -> int:
+    """FLOPs of one 48x48 face through the model (2 per multiply-add), as torch's FlopCounterMode counts them."""
+    from torch.utils.flop_counter import FlopCounterMode
+    in_chans = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d)).in_channels
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model.eval()(torch.zeros(1, in_chans, 48, 48))
-    for h in hooks:
-        h.remove()
-    return total[0]
+    return counter.get_total_flops()
 
 
 def timed(fn, repeat: int) -> tuple[float, torch.Tensor]:
@@ -90,9 +84,9 @@ def main() -> None:
     print(f"torch {torch.__version__}; {cpu_summary()}")
     model, meta = load_model(args.checkpoint)
     test = load(args.data, "test")
-    macs = macs_per_face(model)
-    flop = 2 * macs * 2 * len(test)  # 2 FLOPs a multiply-add, 2 views a face
-    print(f"{meta['model']}: {macs / 1e6:.0f}M multiply-adds a face")
+    per_face = flop_per_face(model)
+    flop = per_face * 2 * len(test)  # 2 views a face
+    print(f"{meta['model']}: {per_face / 2e6:.0f}M multiply-adds a face")
     paths = {"previous path": lambda: previous_path(model, test.images),
              "fernb.evaluate.predict": lambda: predict(model, test, tta="flip").probs}
     if args.int8:

@@ -21,6 +21,7 @@ from fernb.data import load, read_pool
 from fernb.evaluate import run_model
 from fernb.train import TrainConfig, fit
 
+LIGHT = {"weight_decay": 0.01, "drop": 0.0, "augment": {"erasing": 0.0}}  # less regularisation: TrainConfig.short
 # name: changes to TrainConfig(); "augment" holds changes to AugmentConfig
 VARIANTS = {
     "base": {},
@@ -39,9 +40,9 @@ VARIANTS = {
     "cutmix_erasing50": {"augment": {"cutmix": 1.0, "erasing": 0.5}},
     "fernet_m_150ep": {"model": "fernet_m", "epochs": 150},  # about fernet_l's CPU time for 60 epochs
     "fernet_100ep": {"model": "fernet", "epochs": 100},
-    "light": {"weight_decay": 0.01, "drop": 0.0, "augment": {"erasing": 0.0}},  # less regularisation, short runs
-    "light_seed1": {"weight_decay": 0.01, "drop": 0.0, "augment": {"erasing": 0.0}, "seed": 1},
-    "light_bs128": {"weight_decay": 0.01, "drop": 0.0, "augment": {"erasing": 0.0}, "batch_size": 128},  # 2x the steps
+    "light": LIGHT,
+    "light_seed1": {**LIGHT, "seed": 1},
+    "light_bs128": {**LIGHT, "batch_size": 128},  # twice the steps
 }
 
 
