@@ -18,8 +18,9 @@ import torch
 
 from fernb.augment import to_input
 from fernb.data import load
-from fernb.device import cpu_summary
-from fernb.evaluate import load_model, predict
+from _cpu import cpu_summary
+from fernb.checkpoint import load_model
+from fernb.evaluate import predict
 
 
 @torch.no_grad()
@@ -28,9 +29,9 @@ def previous_path(model, images: torch.Tensor) -> torch.Tensor:
     model.eval()
     out = []
     for i in range(0, len(images), 512):
-        x = to_input(images[i:i + 512], channels_last=True)
+        x = to_input(images[i:i + 512])
         views = [x, x.flip(-1)]
-        out.append(sum(model(v.contiguous(memory_format=torch.channels_last)).float() for v in views) / 2)
+        out.append(sum(model(v).float() for v in views) / 2)
     return torch.cat(out).softmax(-1)
 
 
@@ -88,7 +89,7 @@ def main() -> None:
     flop = per_face * 2 * len(test)  # 2 views a face
     print(f"{meta['model']}: {per_face / 2e6:.0f}M multiply-adds a face")
     paths = {"previous path": lambda: previous_path(model, test.images),
-             "fernb.evaluate.predict": lambda: predict(model, test, tta="flip").probs}
+             "fernb.evaluate.predict": lambda: predict(model, test, tta=True).probs}
     if args.int8:
         quantized = int8_model(model, args.data)
         paths["int8 (torch.ao, oneDNN)"] = lambda: previous_path(quantized, test.images)

@@ -18,10 +18,10 @@ import torch
 from PIL import Image
 from skimage import data as samples
 
-from fernb.device import cpu_summary
-from fernb.evaluate import load_model
+from _cpu import cpu_summary
+from fernb.checkpoint import load_model
+from fernb.evaluate import Predictor
 from fernb.faces import detect_and_crop, predict_crops
-from fernb.models import for_inference
 from fernb.video import analyse, make_clip
 
 
@@ -40,7 +40,7 @@ def main() -> None:
     args = p.parse_args()
     print(f"torch {torch.__version__}; {cpu_summary()}")
     model, meta = load_model()
-    fast = for_inference(model)
+    fast = Predictor(model, meta["classes"])  # what fernb predict, video and the demo run
     frame = test_frame()
     crops = [f.crop for f in detect_and_crop(frame)]
     assert len(crops) == 1, "the test frame should hold one face"

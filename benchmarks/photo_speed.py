@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from skimage import data as samples
 
-from fernb.evaluate import load_model
+from fernb.checkpoint import load_model
 from fernb.faces import detect_and_crop, predict_faces
 
 

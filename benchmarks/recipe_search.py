@@ -63,7 +63,7 @@ def run_one(name: str, data: str | None, epochs: int | None, minutes: float | No
     run = fit(train, val, config_for(name, epochs, minutes), progress=False)
     hist = run["history"]
     best = max(hist, key=lambda r: r["val_acc"])
-    flip = run_model(run["network"], val.images, precision=run["precision"], tta="flip")
+    flip = run_model(run["network"], val.images, precision=run["precision"], tta=True)
     return dict(variant=name, model=run["model"], epochs=run["epochs_run"], best_epoch=best["epoch"],
                 val_acc=run["best_val_acc"], val_acc_flip=(flip.argmax(-1) == val.labels).float().mean().item(),
                 last_val_acc=hist[-1]["val_acc"], last_train_acc=hist[-1]["train_acc"],

@@ -16,8 +16,9 @@ from torch.profiler import profile
 
 from fernb.augment import to_input
 from fernb.data import load
-from fernb.device import autocast, cpu_summary
-from fernb.train import TrainConfig, setup, train_step
+from _cpu import cpu_summary
+from fernb.device import autocast
+from fernb.train import Run, TrainConfig
 
 KINDS = {"conv": ("conv", "mkldnn_convolution"), "batch norm": ("batch_norm",), "ReLU": ("relu", "threshold"),
          "pooling": ("pool",)}
@@ -40,10 +41,11 @@ def main() -> None:
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
     args = p.parse_args()
     print(cpu_summary())
-    t = setup(load(args.data, "train"), TrainConfig(model=args.model, precision=args.precision))
+    t = Run(load(args.data, "train"), TrainConfig(model=args.model, precision=args.precision))
     idx = torch.randperm(len(t.labels), generator=torch.Generator().manual_seed(0))[:t.cfg.batch_size]
-    x0, y = to_input(t.images[idx]), t.labels[idx]
-    x = t.augment(x0).contiguous(memory_format=torch.channels_last)
+    faces, y = t.images[idx], t.labels[idx]
+    x0 = to_input(faces)
+    x = t.augment(x0)
 
     def forward_backward():
         t.opt.zero_grad(set_to_none=True)
@@ -53,13 +55,13 @@ def main() -> None:
 
     parts = {"augmentation": lambda: t.augment(x0), "forward + backward": forward_backward,
              "optimizer step": t.opt.step, "EMA update": lambda: t.ema.update(t.model, step=1000),
-             "whole train_step": lambda: train_step(t, x, y)}
+             "whole Run.step": lambda: t.step(faces, y, t.cfg.lr)}
     print(f"{args.model}, {args.precision}, batch {len(y)}:")
     for name, fn in parts.items():
         print(f"  {name:20s} {ms_per_call(fn):7.1f} ms")
     with profile() as prof:
         for _ in range(3):
-            train_step(t, x, y)
+            t.step(faces, y, t.cfg.lr)
     by_kind = defaultdict(float)
     for e in prof.key_averages():
         kind = next((k for k, names in KINDS.items() if any(n in e.key.lower() for n in names)), "other")

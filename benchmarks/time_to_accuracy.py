@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from fernb.data import load, read_pool
-from fernb.device import cpu_summary
+from _cpu import cpu_summary
 from fernb.evaluate import metrics, predict
 from fernb.train import TrainConfig, fit
 
@@ -27,7 +27,7 @@ def main() -> None:
     print(f"{cpu_summary()}\n{args.model} on {pool.source}: train {len(train)}, val {len(val)}, test {len(test)}")
     for minutes in args.minutes:
         run = fit(train, val, TrainConfig.short(model=args.model, minutes=minutes), progress=False)
-        plain, tta = predict(run["network"], test), predict(run["network"], test, tta="flip")
+        plain, tta = predict(run["network"], test), predict(run["network"], test, tta=True)
         print(f"{minutes:5g} min: {run['model']}, {run['epochs_run']:3d} epochs, val {run['best_val_acc']:.4f}, test "
               f"{plain.accuracy:.4f}, with flip TTA {tta.accuracy:.4f} (macro-F1 {metrics(tta)['macro_f1']:.3f})",
               flush=True)

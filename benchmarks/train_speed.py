@@ -19,8 +19,10 @@ import torch
 from PIL import Image
 
 from fernb.data import CLASSES, FERData, load, read_pool
-from fernb.device import cpu_summary, seconds_per_step
-from fernb.train import RECIPE_MODEL, TrainConfig, fit
+from _cpu import cpu_summary
+from fernb.device import seconds_per_step
+from fernb.budget import RECIPE_MODEL
+from fernb.train import TrainConfig, fit
 
 CPU = torch.device("cpu")
 

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import math
-import random
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from timm.data import Mixup
 from timm.data.random_erasing import RandomErasing
+
+from fernb.errors import ConfigError, check_number
 
 # FER-2013 pixel statistics (train split), used to normalise every model's input
 MEAN, STD = 0.5077, 0.2550
@@ -26,23 +28,32 @@ class AugmentConfig:
     mixup: float = 0.0  # mixup alpha (timm's Mixup); 0 turns it off
     cutmix: float = 0.0  # cutmix alpha; 0 turns it off
 
+    def __post_init__(self):
+        for name in ("flip", "erasing"):
+            check_number(f"augment.{name}", getattr(self, name), 0, 1, hi_open=False)
+        for name in ("degrees", "mixup", "cutmix"):
+            check_number(f"augment.{name}", getattr(self, name), 0)
+        check_number("augment.translate", self.translate, 0, 1)
+        if not (isinstance(self.scale, (tuple, list)) and len(self.scale) == 2):
+            raise ConfigError(f"augment.scale={self.scale!r}: must be a pair (lowest, highest) of numbers > 0")
+        for v in self.scale:
+            check_number("augment.scale", v, 0, lo_open=True)
+
     def only(self, name: str) -> "AugmentConfig":
         """This config with every augmentation but `name` switched off (for the preview)."""
         return replace(NONE, **{name: getattr(self, name)})
-
-    def to_dict(self) -> dict:
-        """Plain dict for JSON."""
-        return asdict(self)
 
 
 DEFAULT = AugmentConfig()
 NONE = AugmentConfig(flip=0.0, degrees=0.0, scale=(1.0, 1.0), translate=0.0, erasing=0.0)
 
 
-def to_input(images: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
-    """uint8 [B, 48, 48] -> normalised float [B, 1, 48, 48], the input every model takes."""
-    x = (images.unsqueeze(1).float() / 255.0 - MEAN) / STD
-    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+def to_input(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [B, 48, 48] -> normalised float [B, 1, 48, 48], the input every model takes.
+
+    No channels-last here: a one-channel batch has the same strides in both layouts; only the model's weights change.
+    """
+    return (images.unsqueeze(1).float() / 255.0 - MEAN) / STD
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
@@ -69,12 +80,12 @@ def random_affine(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> to
 
 
 class BatchAugment:
-    """Callable that augments a normalised batch [B, 1, H, W]; seeded, per-sample draws."""
+    """Callable that augments a normalised batch [B, 1, H, W]; seeded, per-sample draws (erasing draws from
+    Python's random module, timm's choice: fit seeds it and saves its state for resume)."""
 
     def __init__(self, cfg: AugmentConfig = DEFAULT, seed: int = 0, device: str | torch.device = "cpu"):
         self.cfg = cfg
         self.g = torch.Generator(device="cpu").manual_seed(seed)
-        random.seed(seed)  # timm's RandomErasing draws from Python's random module
         self.erase = RandomErasing(cfg.erasing, mode="pixel", device=str(device)) if cfg.erasing > 0 else None
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -86,42 +97,19 @@ class BatchAugment:
         return x
 
 
-def mixer(cfg: AugmentConfig, num_classes: int, label_smoothing: float):
-    """timm's Mixup/CutMix for this config, or None when both are off."""
-    if cfg.mixup <= 0 and cfg.cutmix <= 0:
-        return None
-    from timm.data import Mixup
-    return Mixup(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, label_smoothing=label_smoothing,
-                 num_classes=num_classes)
+class Mix:
+    """timm's Mixup/CutMix, seeded from its own generator: (batch, labels) -> (mixed batch, soft targets);
+    with both off it returns (batch, labels) unchanged, so a training step has no branch for it."""
 
+    def __init__(self, cfg: AugmentConfig, num_classes: int, label_smoothing: float, seed: int = 0):
+        self.on = cfg.mixup > 0 or cfg.cutmix > 0
+        self.g = torch.Generator().manual_seed(seed)
+        self.mix = Mixup(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, label_smoothing=label_smoothing,
+                         num_classes=num_classes) if self.on else None
 
-def preview(image: torch.Tensor, n: int = 8, cfg: AugmentConfig = DEFAULT, seed: int = 0) -> torch.Tensor:
-    """n augmented variants of one uint8 face [48, 48], as uint8 [n, 48, 48]: what training sees."""
-    x = to_input(image.expand(n, -1, -1))
-    return to_uint8(BatchAugment(cfg, seed)(x))
-
-
-def preview_rows(image: torch.Tensor, n: int = 8, cfg: AugmentConfig = DEFAULT, seed: int = 0) -> dict[str, torch.Tensor]:
-    """The original face, each augmentation alone, then all combined: {row name: uint8 [k, 48, 48]}.
-
-    The original and its mirror image are shown once (a flip has one outcome); erasing happens with
-    probability 1 in its row, so its effect shows in every variant.
-    """
-    rows = {"original": image[None], "flip (p=1)": preview(image, 1, replace(cfg.only("flip"), flip=1.0), seed)}
-    for name in ("degrees", "scale", "translate", "erasing"):
-        alone = replace(cfg.only(name), erasing=1.0) if name == "erasing" else cfg.only(name)
-        rows[f"{name} (p=1)" if name == "erasing" else name] = preview(image, n, alone, seed)
-    rows["all combined"] = preview(image, n, cfg, seed)
-    return rows
-
-
-def preview_mix(images: torch.Tensor, labels: torch.Tensor, classes, cfg: AugmentConfig,
-                seed: int = 0) -> tuple[torch.Tensor, list[str]]:
-    """Faces after mixup/cutmix as training would see them (uint8), each titled with the two classes it blends."""
-    torch.manual_seed(seed)  # timm's Mixup draws from torch's and numpy's global generators
-    np.random.seed(seed)
-    x, target = mixer(cfg, len(classes), 0.0)(to_input(images), labels)
-    top = target.topk(2, dim=-1)
-    titles = [f"{classes[i]} {a:.0%}\n{classes[j]} {b:.0%}" if b > 0.005 else f"{classes[i]} 100%"
-              for (a, b), (i, j) in zip(top.values.tolist(), top.indices.tolist())]
-    return to_uint8(x), titles
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.on:
+            return x, y
+        # timm draws lambda and the box from numpy's global generator: seed it from ours, which resume saves
+        np.random.seed(int(torch.randint(2**31, (), generator=self.g)))
+        return self.mix(x, y)

@@ -1,7 +1,10 @@
-"""Checkpoint directories: weights.safetensors plus config.json, written atomically and loaded without unpickling."""
+"""Checkpoint directories: weights.safetensors plus config.json, written atomically and loaded without unpickling;
+and which checkpoint a command uses when none is given."""
 from __future__ import annotations
 
 import json
+import os
+from importlib import resources
 from pathlib import Path
 
 import torch
@@ -15,6 +18,7 @@ from fernb.models import create_model
 
 WEIGHTS, CONFIG = "weights.safetensors", "config.json"
 NEEDED = ("model", "classes")  # the keys of config.json that rebuilding a model needs
+RUNS_DEFAULT = Path("runs/latest")  # where `fernb train` writes when no --out is given
 
 
 def save(out: str | Path, model: torch.nn.Module, meta: dict, dtype: torch.dtype | None = None) -> Path:
@@ -78,3 +82,45 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn
         raise CheckpointError(f"{path / WEIGHTS}: weights do not fit model {meta['model']!r} "
                               f"({str(e).splitlines()[0][:100]}); the checkpoint is damaged") from None
     return model.to(device).eval(), meta
+
+
+def load_model(path: str | Path | None = None, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
+    """(model, meta) from a checkpoint directory, or from default_checkpoint() when path is None."""
+    return load(path or default_checkpoint(), device)
+
+
+def packaged_checkpoint() -> Path | None:
+    """The default model shipped inside the package, if this install has one."""
+    path = Path(str(resources.files("fernb") / "weights" / "default"))
+    return path if (path / WEIGHTS).is_file() else None
+
+
+def default_checkpoint() -> Path:
+    """The checkpoint used when none is given: $FERNB_CHECKPOINT, the packaged model, else the last `fernb train`."""
+    if os.environ.get("FERNB_CHECKPOINT"):
+        return Path(os.environ["FERNB_CHECKPOINT"])
+    path = packaged_checkpoint() or (RUNS_DEFAULT if (RUNS_DEFAULT / CONFIG).is_file() else None)
+    if path is None:
+        raise CheckpointError(f"no checkpoint given, none packaged and no {RUNS_DEFAULT}/; "
+                              "train one with `fernb train` or pass --checkpoint DIR")
+    return path
+
+
+def checkpoints(given: str | Path | None = None) -> dict[str, Path]:
+    """The checkpoints notebook 04 compares: the one given; else the default (packaged) model and, when notebook 03
+    or `fernb train` has written one, the last run in runs/latest."""
+    if given:
+        return {f"checkpoint {given}": Path(given)}
+    default = default_checkpoint()
+    found = {"packaged model" if default == packaged_checkpoint() else f"checkpoint {default}": default}
+    if (RUNS_DEFAULT / CONFIG).is_file() and RUNS_DEFAULT.resolve() != default.resolve():
+        found[f"your run ({RUNS_DEFAULT})"] = RUNS_DEFAULT
+    return found
+
+
+def summary(meta: dict) -> str:
+    """One line on a checkpoint: its model, size, training data and which epoch it kept."""
+    head = f"{meta['model']} ({meta['params']:,} parameters), trained on {meta['n_train']:,} faces"
+    if not meta.get("n_val"):  # a final run on all of train: no hold-out, the last epoch is kept
+        return f"{head} with no val hold-out, last epoch ({meta['metrics'].get('epoch')}) kept"
+    return f"{head}, kept epoch {meta['metrics'].get('epoch')} (val accuracy {meta['metrics']['val_acc']:.4f})"

@@ -1,98 +1,104 @@
-"""`fernb` on the command line: thin argparse over the package; errors print one line and exit with status 2."""
+"""`fernb` on the command line: one argparse parser over the package; errors print one line and exit with status 2."""
 from __future__ import annotations
 
 import argparse
 import json
 import os
 import sys
-
 from pathlib import Path
 
-from fernb.data import IMAGE_SIZE
-from fernb.errors import ConfigError, FernbError, OutputError
+import torch
+
+from fernb import __version__, checkpoint, faces, video
+from fernb.data import IMAGE_SIZE, describe, load_train_val, read_pool
+from fernb.download import REPO_URL, download
+from fernb.errors import FernbError, OutputError, check_number
+from fernb.evaluate import Predictor, load_split, metrics, predict
 from fernb.files import check_output
+from fernb.train import PRECISIONS, STATE, TrainConfig, fit
+
+# the `fernb train` options that set a TrainConfig field; None in args: not given, TrainConfig's default
+TRAIN_OPTIONS = ("model", "epochs", "minutes", "batch_size", "lr", "seed", "class_weights", "device", "precision")
+DATA_HELP = "FER-2013 folder, fer2013.csv or 'synthetic' (default: $FERNB_DATA, ./data/fer2013)"
+CHECKPOINT_HELP = "checkpoint directory (default: $FERNB_CHECKPOINT, the packaged model, else runs/latest)"
 
 
 def cmd_info(args: argparse.Namespace) -> None:
     """Print the layout, counts per split and class, and image size of a source."""
-    from fernb.data import describe, read_pool
     info = describe(read_pool(args.data), args.val_fraction, args.seed)
     if args.json:
         print(json.dumps(info, indent=2))
         return
     print(f"source: {info['source']} ({info['layout']}), images {info['total']}, "
           f"size {info['image_size'][0]}x{info['image_size'][1]}, classes {len(info['classes'])}")
-    header = "split".ljust(12) + "".join(c[:8].rjust(9) for c in info["classes"]) + "total".rjust(8)
-    print(header)
+    print("split".ljust(12) + "".join(c[:8].rjust(9) for c in info["classes"]) + "total".rjust(8))
     for split, s in info["splits"].items():
         print(split.ljust(12) + "".join(str(n).rjust(9) for n in s["per_class"].values()) + str(s["total"]).rjust(8))
 
 
 def cmd_download(args: argparse.Namespace) -> None:
     """Fetch FER-2013's folder layout into DEST and verify the counts."""
-    from fernb.download import download
     dest = download(args.dest, url=args.url)
     print(f"FER-2013 is in {dest}; try: fernb info --data {dest}")
 
 
-def train_config(args: argparse.Namespace, out: Path):
-    """The TrainConfig for `fernb train`: from the options, or with --resume the run's own saved config."""
-    from fernb import checkpoint
-    from fernb.train import STATE, TrainConfig
-    if not args.resume:
-        recipe = TrainConfig.short if args.minutes else TrainConfig  # a time budget: the short-run recipe
-        cfg = recipe(model=args.model, epochs=args.epochs, minutes=args.minutes, batch_size=args.batch_size,
-                     lr=args.lr, seed=args.seed, class_weights=args.class_weights, device=args.device,
-                     precision=args.precision)  # checks every option first
-        if (out / checkpoint.CONFIG).exists() and not args.force:
-            raise OutputError(f"{out}: holds the checkpoint of another run; pass --resume to continue it, --force to "
-                              "overwrite it, or another --out")
-        return cfg
+def train_config(args: argparse.Namespace, out: Path) -> tuple[TrainConfig, dict]:
+    """The run's TrainConfig and hold-out: from the options given, or with --resume the saved run's own."""
+    given = {k: getattr(args, k) for k in TRAIN_OPTIONS if getattr(args, k) is not None}
+    if args.resume:
+        return saved_run(out, given, args.val_fraction)
+    recipe = TrainConfig.short if given.get("minutes") else TrainConfig  # a time budget: the short-run recipe
+    cfg = recipe(**given)  # checks every option first
+    if (out / checkpoint.CONFIG).exists() and not args.force:
+        raise OutputError(f"{out}: holds the checkpoint of another run; pass --resume to continue it, --force to "
+                          "overwrite it, or another --out")
+    return cfg, {"val_fraction": 0.1 if args.val_fraction is None else args.val_fraction, "seed": cfg.seed}
+
+
+def saved_run(out: Path, given: dict, val_fraction: float | None) -> tuple[TrainConfig, dict]:
+    """The config and hold-out of the run saved in out, refusing options that would change it."""
     if not (out / STATE).is_file() or not (out / checkpoint.CONFIG).is_file():
         raise OutputError(f"{out}: holds no run to resume (no {STATE}); drop --resume to start a new run there")
     meta = checkpoint.read_meta(out)
     if not isinstance(meta.get("config"), dict):
         raise OutputError(f"{out}: its config.json holds no training config to resume; drop --resume to start anew")
-    if args.model not in ("auto", meta["model"]):
-        raise OutputError(f"{out}: holds a {meta['model']} run, not {args.model}; drop --model to resume it")
-    holdout = meta.get("holdout") or {"val_fraction": 0, "seed": meta["config"]["seed"]}  # the same train split
-    args.val_fraction, args.seed = holdout["val_fraction"], holdout["seed"]
-    return TrainConfig.from_dict(meta["config"])
+    cfg = TrainConfig.from_dict(meta["config"])
+    holdout = meta.get("holdout") or {"val_fraction": 0, "seed": cfg.seed}  # no val: the same all-of-train split
+    given = {**given, **({"val_fraction": val_fraction} if val_fraction is not None else {})}
+    saved = {**vars(cfg), "val_fraction": holdout["val_fraction"]}
+    changed = [f"--{k.replace('_', '-')} {v} (the run has {saved[k]})" for k, v in given.items()
+               if v != saved[k] and not (k == "model" and v == "auto")]
+    if changed:
+        raise OutputError(f"{out}: --resume continues the run with its own options, but {', '.join(changed)} would "
+                          "change it; drop them, or start a new run with another --out")
+    return cfg, holdout
 
 
 def cmd_train(args: argparse.Namespace) -> None:
     """Train a model on a source's train split, select on val, save a checkpoint directory."""
-    from fernb.data import check_holdout, load, read_pool
-    from fernb.evaluate import RUNS_DEFAULT
-    from fernb.train import fit
-    out = check_output(args.out or RUNS_DEFAULT, folder=True)
-    cfg = train_config(args, out)
-    if args.val_fraction:  # 0: all of train
-        check_holdout(args.val_fraction, args.seed)
-    pool = read_pool(args.data)
-    train = load(split="train", pool=pool, val_fraction=args.val_fraction, seed=args.seed)
-    val = load(split="val", pool=pool, val_fraction=args.val_fraction, seed=args.seed) if args.val_fraction else None
+    out = check_output(args.out or checkpoint.RUNS_DEFAULT, folder=True)
+    cfg, holdout = train_config(args, out)
+    train, val = load_train_val(args.data, **holdout)
     summary = fit(train, val, cfg, out=out, resume=args.resume, progress=not args.json)
     summary.pop("network")
     if args.json:
         print(json.dumps(summary, indent=1))
-    else:
-        best = summary["best_val_acc"]
-        kept = f"best val acc {best:.4f}" if best is not None else "all of train, no val hold-out: last epoch kept"
-        print(f"trained {summary['epochs_run']} epochs in {summary['seconds'] / 60:.1f} min; {kept}; checkpoint: {out}")
+        return
+    best = summary["best_val_acc"]
+    kept = f"best val acc {best:.4f}" if best is not None else "all of train, no val hold-out: last epoch kept"
+    print(f"trained {summary['epochs_run']} epochs in {summary['seconds'] / 60:.1f} min; {kept}; checkpoint: {out}")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     """Accuracy, macro-F1, per-class scores and confusion matrix of a checkpoint on one split."""
-    from fernb.evaluate import load_model, load_split, metrics, predict
-    model, meta = load_model(args.checkpoint)
+    model, meta = checkpoint.load_model(args.checkpoint)
     data = load_split(meta, args.data, args.split)
     m = metrics(predict(model, data, tta=args.tta))
-    m.update(split=args.split, tta=args.tta, model=meta["model"], source=data.source)
+    m.update(split=args.split, tta="flip" if args.tta else None, model=meta["model"], source=data.source)
     if args.json:
         print(json.dumps(m, indent=1))
         return
-    print(f"{meta['model']} on {data.source} [{args.split}{f', {args.tta} TTA' if args.tta else ''}]: "
+    print(f"{meta['model']} on {data.source} [{args.split}{', flip TTA' if args.tta else ''}]: "
           f"accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}, n={m['n']}")
     print("class".ljust(10) + "precision".rjust(10) + "recall".rjust(8) + "f1".rjust(8) + "n".rjust(6))
     for c, r in m["per_class"].items():
@@ -104,21 +110,20 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Faces in photos and videos: boxes and class probabilities; the batch goes on past bad files (exit 2 after)."""
-    from fernb.evaluate import load_model
-    from fernb.video import check_options, is_video
-    check_options(args.every, args.fps, args.smooth)
-    videos = [p for p in args.images if is_video(p)]
+    video.check_options(args.every, args.fps, args.smooth)
+    videos = [p for p in args.images if video.is_video(p)]
     for out, folder in ((args.annotate, True), (args.csv, len(videos) > 1)):
         if out:
             check_output(out, folder=folder)
     if args.annotate:
         Path(args.annotate).mkdir(parents=True, exist_ok=True)
-    model, meta = load_model(args.checkpoint)
+    model, meta = checkpoint.load_model(args.checkpoint)
+    predictor = Predictor(model, meta["classes"])  # once for every photo and frame
     results, failed = [], 0
     for path in args.images:
         try:
-            results.append(predict_video(args, model, meta, path, len(videos)) if is_video(path)
-                           else predict_photo(args, model, meta, path))
+            results.append(predict_video(args, predictor, path, len(videos)) if video.is_video(path)
+                           else predict_photo(args, predictor, path))
         except FernbError as e:
             print(f"fernb: error: {e}", file=sys.stderr)
             results.append({"image": path, "error": str(e), "faces": []})
@@ -128,31 +133,26 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 2 if failed else 0
 
 
-def predict_photo(args: argparse.Namespace, model, meta: dict, path: str) -> dict:
+def predict_photo(args: argparse.Namespace, predictor: Predictor, path: str) -> dict:
     """One photo: every face's box and probabilities, printed (or returned for --json) and drawn with --annotate."""
-    from fernb.faces import annotate, predict_faces, read_photo
-    photo = read_photo(path)
-    faces = predict_faces(model, photo, meta["classes"])
-    if not faces:
+    photo = faces.read_photo(path)
+    found = faces.predict_faces(predictor, photo, predictor.classes)
+    if not found:
         print(f"fernb: {path}: no face found; try a larger, frontal, well-lit face", file=sys.stderr)
     if args.annotate:
-        annotate(photo, faces).save(Path(args.annotate) / f"{Path(path).stem}_annotated.jpg", quality=92)
-    for i, f in enumerate([] if args.json else faces):
+        faces.annotate(photo, found).save(Path(args.annotate) / f"{Path(path).stem}_annotated.jpg", quality=92)
+    for i, f in enumerate([] if args.json else found):
         top = sorted(f["probs"].items(), key=lambda kv: -kv[1])[:3]
         print(f"{path} face {i} at {f['box']}: " + ", ".join(f"{c} {p:.0%}" for c, p in top))
-    return {"image": path, "size": [photo.shape[1], photo.shape[0]], "faces": faces}
+    return {"image": path, "size": [photo.shape[1], photo.shape[0]], "faces": found}
 
 
-def predict_video(args: argparse.Namespace, model, meta: dict, path: str, n_videos: int) -> dict:
+def predict_video(args: argparse.Namespace, predictor: Predictor, path: str, n_videos: int) -> dict:
     """One video: a row per face per analysed frame, into --csv (a folder of <video>.csv for several videos)."""
-    from fernb.video import analyse, write_csv
-    name = Path(path).stem
-    annotated = Path(args.annotate) / f"{name}_annotated.mp4" if args.annotate else None
-    rows = analyse(model, path, meta["classes"], args.every, args.fps, args.smooth, annotated)
-    csv_path = (Path(args.csv) / f"{name}.csv" if n_videos > 1 else Path(args.csv)) if args.csv else None
+    annotated, csv_path = video.output_paths(path, args.annotate, args.csv, n_videos)
+    rows = video.analyse(predictor, path, predictor.classes, args.every, args.fps, args.smooth, annotated)
     if csv_path:
-        csv_path.parent.mkdir(parents=True, exist_ok=True)
-        write_csv(rows, csv_path, meta["classes"])
+        video.write_csv(rows, csv_path, predictor.classes)
     ids = sorted({r["face_id"] for r in rows})
     if not rows:
         print(f"fernb: {path}: no face found in any analysed frame" + (f"; wrote an empty {csv_path}" if csv_path
@@ -164,38 +164,23 @@ def predict_video(args: argparse.Namespace, model, meta: dict, path: str, n_vide
 
 def cmd_export(args: argparse.Namespace) -> None:
     """Export a checkpoint to ONNX and check that onnxruntime agrees with torch."""
-    import torch
-
-    from fernb.evaluate import load_model
-    from fernb.export import export_onnx, onnx_parity
+    from fernb.export import export_onnx, onnx_parity  # onnx: only this command needs it
     check_output(args.out, folder=False)
-    model, meta = load_model(args.checkpoint)
+    model, meta = checkpoint.load_model(args.checkpoint)
     out = export_onnx(model, args.out)
-    faces = torch.randint(0, 256, (16, IMAGE_SIZE, IMAGE_SIZE), dtype=torch.uint8,
-                          generator=torch.Generator().manual_seed(0))
-    diff = onnx_parity(model, out, faces)
-    print(f"wrote {out} ({meta['model']}); input 'pixels' [B,1,{IMAGE_SIZE},{IMAGE_SIZE}] 0..255, output 'probs' [B,{len(meta['classes'])}]"
-          f" in class order {','.join(meta['classes'])}; max |onnxruntime - torch| = {diff:.2e}")
+    pixels = torch.randint(0, 256, (16, IMAGE_SIZE, IMAGE_SIZE), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(0))
+    diff = onnx_parity(model, out, pixels)
+    print(f"wrote {out} ({meta['model']}); input 'pixels' [B,1,{IMAGE_SIZE},{IMAGE_SIZE}] 0..255, output 'probs' "
+          f"[B,{len(meta['classes'])}] in class order {','.join(meta['classes'])}; max |onnxruntime - torch| = {diff:.2e}")
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
     """Serve the live demo in the browser until Ctrl-C."""
-    from fernb.demo import launch
-    if not 0 < args.port < 65536:
-        raise ConfigError(f"port={args.port}: must be between 1 and 65535")
+    from fernb.demo import launch  # gradio: an optional extra
+    check_number("port", args.port, 1, 65536, whole=True)
     print(f"fernb demo on http://{args.host}:{args.port}/ (Ctrl-C stops it)", flush=True)
     launch(args.checkpoint, host=args.host, port=args.port)
-
-
-def add_data_arg(s: argparse.ArgumentParser) -> None:
-    """The --data option every subcommand shares."""
-    s.add_argument("--data", help="FER-2013 folder, fer2013.csv or 'synthetic' (default: $FERNB_DATA, ./data/fer2013)")
-
-
-def add_checkpoint_arg(s: argparse.ArgumentParser) -> None:
-    """The --checkpoint option of the commands that use a trained model."""
-    s.add_argument("--checkpoint", help="checkpoint directory (default: $FERNB_CHECKPOINT, the packaged model, "
-                   "else runs/latest)")
 
 
 class Parser(argparse.ArgumentParser):
@@ -206,24 +191,15 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser for every subcommand."""
-    from fernb import __version__
+    """fernb's one parser: a subcommand each, its options in groups, as `fernb COMMAND --help` lists them."""
     p = Parser(prog="fernb", description="Facial expression recognition on FER-2013.")
     p.add_argument("--version", action="version", version=f"fernb {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-    add_data_commands(sub)
-    add_train_command(sub)
-    add_model_commands(sub)
-    return p
 
-
-def add_data_commands(sub) -> None:
-    """fernb info and fernb download."""
-    from fernb.download import REPO_URL
     s = sub.add_parser("info", help="show what a data source holds")
-    add_data_arg(s)
+    s.add_argument("--data", help=DATA_HELP)
     s.add_argument("--val-fraction", type=float, default=0.1, help="hold-out carved from train (default 0.1)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=int, default=0, help="seed of that hold-out (default 0)")
     s.add_argument("--json", action="store_true", help="print JSON")
     s.set_defaults(func=cmd_info)
 
@@ -232,73 +208,88 @@ def add_data_commands(sub) -> None:
     s.add_argument("--url", default=REPO_URL, help="git repository holding train/ and test/")
     s.set_defaults(func=cmd_download)
 
+    add_train_parser(sub)
 
-def add_train_command(sub) -> None:
-    """fernb train: its defaults come from TrainConfig, which also checks every value."""
-    from fernb.train import PRECISIONS, TrainConfig
-    s = sub.add_parser("train", help="train a model; the kept epoch is chosen on val")
-    add_data_arg(s)
-    s.add_argument("--model", default=TrainConfig.model, help="fernet_s, fernet_m, fernet, fernet_l or any timm name "
-                   "(default auto: fernet_l, the default recipe; with a --minutes budget on a CPU, the widest "
-                   "FERNet measured to get ~40 epochs in it)")
-    budget = s.add_mutually_exclusive_group()
-    budget.add_argument("--epochs", type=int, default=TrainConfig.epochs,
-                        help=f"number of epochs (default {TrainConfig.epochs})")
-    budget.add_argument("--minutes", type=float, help="a time budget instead of epochs; the schedule spans it, and "
-                        "the recipe is the short-run one (TrainConfig.short: weight decay 0.01, no dropout, no erasing)")
-    s.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
-    s.add_argument("--lr", type=float, default=TrainConfig.lr, help="peak learning rate of the one-cycle schedule")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--val-fraction", type=float, default=0.1,
-                   help="hold-out carved from train for selection (default 0.1); 0: all of train, last epoch kept")
-    s.add_argument("--class-weights", action="store_true", help="weight the loss by inverse class frequency")
-    s.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, ...")
-    s.add_argument("--precision", default="auto", choices=PRECISIONS)
-    s.add_argument("--out", help="checkpoint directory (default runs/latest)")
-    s.add_argument("--resume", action="store_true", help="continue the run saved in --out, with its own options")
-    s.add_argument("--force", action="store_true", help="overwrite the checkpoint of another run in --out")
-    s.add_argument("--json", action="store_true", help="print the run summary as JSON (no progress bars)")
-    s.set_defaults(func=cmd_train)
-
-
-def add_model_commands(sub) -> None:
-    """fernb evaluate, predict and export: the commands that use a trained model."""
     s = sub.add_parser("evaluate", help="score a checkpoint on one split")
-    add_data_arg(s)
+    s.add_argument("--data", help=DATA_HELP)
     s.add_argument("--split", default="test", help="train, val, test, publictest or privatetest (default test)")
-    add_checkpoint_arg(s)
-    s.add_argument("--tta", action="store_const", const="flip", help="average each face with its mirror image")
+    s.add_argument("--checkpoint", help=CHECKPOINT_HELP)
+    s.add_argument("--tta", action="store_true", help="average each face with its mirror image")
     s.add_argument("--json", action="store_true", help="print JSON")
     s.set_defaults(func=cmd_evaluate)
 
-    s = sub.add_parser("predict", help="detect faces in photos and videos and classify their expressions")
-    s.add_argument("images", nargs="+", help="photo files (JPEG, PNG, ...) and video files (MP4, AVI, ...)")
-    add_checkpoint_arg(s)
-    s.add_argument("--annotate", metavar="OUT_DIR", help="write each photo or video with boxes and labels into OUT_DIR")
-    s.add_argument("--json", action="store_true", help="print JSON: per file, every face's box and probabilities")
-    s.add_argument("--csv", help="video: one row per face per analysed frame (time_s, frame, face_id, x, y, w, h, the "
-                   "seven probabilities) into this file; a folder for several videos")
-    sampling = s.add_mutually_exclusive_group()
-    sampling.add_argument("--every", type=int, default=1, help="video: analyse every N-th frame (default 1)")
-    sampling.add_argument("--fps", type=float, help="video: analyse about this many frames per second")
-    s.add_argument("--smooth", type=float, default=0.0, help="video: blend each face's probabilities with its "
-                   "previous ones, 0 (off, default) to 0.99")
-    s.set_defaults(func=cmd_predict)
+    add_predict_parser(sub)
+    add_model_parsers(sub)
+    return p
 
+
+def add_model_parsers(sub) -> None:
+    """`fernb demo` and `fernb export`: a trained model served in the browser, or written as ONNX."""
     s = sub.add_parser("demo", help="a live demo in the browser: webcam and photos (needs the demo extra)")
-    add_checkpoint_arg(s)
+    s.add_argument("--checkpoint", help=CHECKPOINT_HELP)
     s.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1: this computer only)")
     s.add_argument("--port", type=int, default=7860, help="port to serve on (default 7860)")
     s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("export", help="export a checkpoint to ONNX")
-    add_checkpoint_arg(s)
+    s.add_argument("--checkpoint", help=CHECKPOINT_HELP)
     s.add_argument("--out", required=True, help="the .onnx file to write")
     s.set_defaults(func=cmd_export)
 
 
+def add_train_parser(sub) -> None:
+    """`fernb train`: the options left out are TrainConfig's defaults, and TrainConfig checks every value."""
+    d = TrainConfig()
+    s = sub.add_parser("train", help="train a model; the kept epoch is chosen on val")
+    g = s.add_argument_group("data")
+    g.add_argument("--data", help=DATA_HELP)
+    g.add_argument("--val-fraction", type=float, help="hold-out carved from train for selection (default 0.1); "
+                   "0: all of train, last epoch kept")
+    g = s.add_argument_group("model and recipe")
+    g.add_argument("--model", help="fernet_s, fernet_m, fernet, fernet_l or any timm name (default auto: fernet_l, "
+                   "the default recipe; with a --minutes budget on a CPU, the widest FERNet measured to get ~40 "
+                   "epochs in it)")
+    budget = g.add_mutually_exclusive_group()
+    budget.add_argument("--epochs", type=int, help=f"number of epochs (default {d.epochs})")
+    budget.add_argument("--minutes", type=float, help="a time budget instead of epochs; the schedule spans it, and "
+                        "the recipe is the short-run one (TrainConfig.short: weight decay 0.01, no dropout, no erasing)")
+    g.add_argument("--batch-size", type=int, help=f"faces per step (default {d.batch_size})")
+    g.add_argument("--lr", type=float, help=f"peak learning rate of the one-cycle schedule (default {d.lr})")
+    g.add_argument("--seed", type=int, help="seed of the run and of its val hold-out (default 0)")
+    g.add_argument("--class-weights", action="store_true", default=None, help="weight the loss by inverse class "
+                   "frequency")
+    g = s.add_argument_group("where it runs")
+    g.add_argument("--device", help="auto (cuda, then mps, then cpu; the default), cpu, cuda, cuda:N or mps")
+    g.add_argument("--precision", choices=PRECISIONS, help="default auto: bf16 or fp16 where the device runs it "
+                   "natively and fast, else fp32")
+    g = s.add_argument_group("output")
+    g.add_argument("--out", help=f"checkpoint directory (default {checkpoint.RUNS_DEFAULT})")
+    g.add_argument("--resume", action="store_true", help="continue the run saved in --out, with its own options")
+    g.add_argument("--force", action="store_true", help="overwrite the checkpoint of another run in --out")
+    g.add_argument("--json", action="store_true", help="print the run summary as JSON (no progress bars)")
+    s.set_defaults(func=cmd_train)
+
+
+def add_predict_parser(sub) -> None:
+    """`fernb predict`: photos and videos, with the video options in a group of their own."""
+    s = sub.add_parser("predict", help="detect faces in photos and videos and classify their expressions")
+    s.add_argument("images", nargs="+", help="photo files (JPEG, PNG, ...) and video files (MP4, AVI, ...)")
+    s.add_argument("--checkpoint", help=CHECKPOINT_HELP)
+    s.add_argument("--annotate", metavar="OUT_DIR", help="write each photo or video with boxes and labels into OUT_DIR")
+    s.add_argument("--json", action="store_true", help="print JSON: per file, every face's box and probabilities")
+    g = s.add_argument_group("videos")
+    g.add_argument("--csv", help="one row per face per analysed frame (time_s, frame, face_id, x, y, w, h, the class "
+                   "probabilities) into this file; a folder for several videos")
+    sampling = g.add_mutually_exclusive_group()
+    sampling.add_argument("--every", type=int, default=1, help="analyse every N-th frame (default 1)")
+    sampling.add_argument("--fps", type=float, help="analyse about this many frames per second")
+    g.add_argument("--smooth", type=float, default=0.0, help="blend each face's probabilities with its previous "
+                   "ones, 0 (off, default) to 0.99")
+    s.set_defaults(func=cmd_predict)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `fernb` console script."""
+    """The `fernb` command: parse, run the subcommand, and turn every user error into one line and exit 2."""
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # --help, --version, or a bad option (argparse has printed its line)

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from fernb.checkpoint import load_model
 from fernb.errors import FernbError
-from fernb.evaluate import load_model
+from fernb.evaluate import Predictor
 from fernb.faces import annotate, predict_faces
-from fernb.models import for_inference
 
 
 def label_frame(model, classes, frame: np.ndarray | None) -> tuple[np.ndarray | None, dict[str, float]]:
@@ -28,7 +28,7 @@ def build(checkpoint: str | None = None):
     except ImportError:
         raise FernbError('the demo needs Gradio: pip install -e ".[demo]" (or pip install gradio)') from None
     model, meta = load_model(checkpoint)
-    model = for_inference(model)  # once, not per streamed frame
+    model = Predictor(model, meta["classes"])  # once, not per streamed frame
 
     def run(frame):
         return label_frame(model, meta["classes"], frame)

@@ -3,27 +3,31 @@ from __future__ import annotations
 
 import copy
 import os
-import platform
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-_CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+from fernb.errors import ConfigError
+
 # oneDNN ISA limits below AVX512_CORE_BF16: oneDNN emulates bf16 there, and still reports bf16 as supported
 _NO_BF16_ISAS = {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI"}
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """'auto' picks cuda, then mps, then cpu."""
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    """'auto' picks cuda, then mps, then cpu; a device this machine lacks is refused in one line."""
+    if name == "auto":
+        mps = getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"device={name!r}: not a device name; use auto, cpu, cuda, cuda:N or mps") from None
+    have = {"cpu": 1, "cuda": torch.cuda.device_count() if torch.cuda.is_available() else 0,
+            "mps": int(bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()))}
+    if have.get(device.type, 0) <= (device.index or 0):
+        raise ConfigError(f"device={name!r}: this machine has no such device; use auto (it picks what there is) or cpu")
+    return device
 
 
 def cpu_bf16() -> bool:
@@ -40,18 +44,6 @@ def cpu_bf16() -> bool:
 def onednn_isa_limit() -> str:
     """The ISA limit set for oneDNN (ONEDNN_MAX_CPU_ISA, or its older name DNNL_MAX_CPU_ISA), or ''."""
     return os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA", "")
-
-
-def cpu_summary() -> str:
-    """The CPU's model, cores, the kernels torch uses and its flags that matter for speed: for every benchmark."""
-    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")),
-                 platform.processor() or platform.machine())
-    flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
-    have = " ".join(f for f in _CPU_FLAGS if f in flags) or "none of " + "/".join(_CPU_FLAGS)
-    return (f"CPU: {model}, {torch.get_num_threads()} threads, torch kernels {torch.backends.cpu.get_cpu_capability()}, "
-            f"flags {have}, bf16 {'native' if cpu_bf16() else 'not native (fp32 is used)'}"
-            + (f", oneDNN limited to {onednn_isa_limit()}" if onednn_isa_limit() else ""))
 
 
 def autocast(device: torch.device, precision: str):
@@ -87,7 +79,7 @@ def pick_precision(model, x, y, device: torch.device, precision: str = "auto") -
     if device.type == "cuda":  # is_bf16_supported() is also true on a T4, where bf16 is emulated and slow
         return "bf16" if torch.cuda.get_device_capability(device) >= (8, 0) else "fp16"
     if device.type != "cpu" or not cpu_bf16():
-        return "fp32"  # no trial: emulated bf16 is 5x slower, and the trial itself would cost seconds
+        return "fp32"  # no trial: emulated bf16 is several times slower, and the trial itself costs seconds
     # native bf16 doubles plain convs but slows depthwise ones (EfficientNet): measure, don't guess
     bf16, fp32 = (seconds_per_step(model, x, y, device, p) for p in ("bf16", "fp32"))
     return "bf16" if bf16 < 0.9 * fp32 else "fp32"

@@ -6,7 +6,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from fernb.data import scan_folder
+from fernb.sources import scan_folder
 from fernb.errors import DataError
 from fernb.files import check_output
 

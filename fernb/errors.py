@@ -4,6 +4,8 @@ The CLI prints such an error without a traceback and exits with status 2; anythi
 """
 from __future__ import annotations
 
+import math
+
 
 class FernbError(Exception):
     """A user-facing error: the message names the culprit and what to do."""
@@ -35,3 +37,28 @@ class PhotoError(FernbError, ValueError):
 
 class OutputError(FernbError, ValueError):
     """An output path that cannot be written, or that holds something a run must not overwrite."""
+
+
+def check_number(name: str, value, lo: float, hi: float | None = None, *, whole: bool = False, lo_open: bool = False,
+                 hi_open: bool = True, optional: bool = False, error: type[FernbError] = ConfigError) -> None:
+    """Refuse, in one line naming the option, a value that is not a number (bools are not) within [lo, hi)."""
+    if value is None and optional:
+        return
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (isinstance(value, int) or not whole)
+    if not (ok and math.isfinite(value) and (value > lo if lo_open else value >= lo)
+            and (hi is None or (value < hi if hi_open else value <= hi))):
+        bound = f"{'>' if lo_open else '>='} {lo}" + (f" and {'<' if hi_open else '<='} {hi}" if hi is not None else "")
+        raise error(f"{name}={value!r}: must be {'a whole number' if whole else 'a number'} {bound}")
+
+
+def check_type(name: str, value, kind: type, error: type[FernbError] = ConfigError) -> None:
+    """Refuse, in one line naming the option, a value of the wrong type (a bool is not a number, nor a number a bool)."""
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise error(f"{name}={value!r}: must be {kind.__name__ if kind is not bool else 'True or False'}, "
+                    f"not {type(value).__name__}")
+
+
+def check_choice(name: str, value, choices, error: type[FernbError] = ConfigError) -> None:
+    """Refuse, in one line naming the option, a value that is not one of choices."""
+    if not isinstance(value, str) or value not in choices:
+        raise error(f"{name}={value!r}: must be one of {', '.join(choices)}")

@@ -10,10 +10,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fernb.data import IMAGE_SIZE
 from fernb.errors import PhotoError
-from fernb.evaluate import run_model
+from fernb.evaluate import Predictor, as_predictor
 
-# Photos are shrunk to this longest side for detection, since Haar cost grows with pixels: 28 ms instead of
-# 74 ms for a 512x512 photo. Faces smaller than about 8% of the longest side (32 px at 400) are missed.
+# Photos are shrunk to this longest side for detection, since Haar's cost grows with the pixels (README: photo
+# latency). Faces smaller than about 8% of the longest side (32 px at 400) are missed.
 DETECT_SIDE = 400
 MARGIN = 0.1  # FER-2013 crops are a little looser than a Haar box: grow it by 10% per side
 
@@ -88,18 +88,20 @@ def detect_and_crop(photo: np.ndarray) -> list[Face]:
     return [Face(b, crop(grey, b)) for b in detect(grey)]
 
 
-def predict_crops(model, crops: list[np.ndarray]):
+def predict_crops(predictor: Predictor, crops: list[np.ndarray]):
     """Class probabilities [N, C] of 48x48 face crops, each averaged with its mirror image."""
     import torch
-    return run_model(model, torch.from_numpy(np.stack(crops)), tta="flip").softmax(-1)
+    return predictor.probs(torch.from_numpy(np.stack(crops)) if crops else torch.empty(0, IMAGE_SIZE, IMAGE_SIZE),
+                           tta=True)
 
 
 def predict_faces(model, photo: np.ndarray, classes) -> list[dict]:
-    """Every face in a photo with its box and class probabilities, largest face first."""
+    """Every face in a photo with its box and class probabilities, largest face first (model: a Predictor, or a
+    model that one is made from for this photo)."""
     faces = detect_and_crop(photo)
     if not faces:
         return []
-    probs = predict_crops(model, [f.crop for f in faces])
+    probs = predict_crops(as_predictor(model, classes), [f.crop for f in faces])
     return [{"box": list(f.box), "label": classes[int(p.argmax())],
              "probs": {c: round(float(v), 5) for c, v in zip(classes, p)}} for f, p in zip(faces, probs)]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fernb.data import DEFAULT_ROOT, resolve_source
+from fernb.sources import DEFAULT_ROOT, resolve_source
 from fernb.errors import FernbError
 
 
@@ -43,7 +43,7 @@ def get_data(data: str | None = None, download: bool | None = None) -> str:
         return source
     if (Path("..") / DEFAULT_ROOT).is_dir():  # the repo's data/, seen from notebooks/
         return str(Path("..") / DEFAULT_ROOT)
-    if download if download is not None else on_colab():
+    if on_colab() if download is None else download:
         from fernb.download import EXPECTED, REPO_URL
         from fernb.download import download as fetch
         url = os.environ.get("FERNB_DATA_URL", REPO_URL)  # a mirror of your own (its counts are not checked)
@@ -57,12 +57,16 @@ def get_data(data: str | None = None, download: bool | None = None) -> str:
     return "synthetic"
 
 
-def budget(epochs: int, minutes: float | None) -> dict:
-    """The training budget: epochs and minutes as given, unless $FERNB_EPOCHS asks for a quick run of that many
-    epochs (the test suite and CI set it, so that notebook 03 runs in seconds)."""
+def budget(epochs: int | None, minutes: float | None) -> dict:
+    """Notebook 03's training budget: exactly `epochs` epochs when it is set, else the `minutes` budget; unless
+    $FERNB_EPOCHS asks for a quick run of that many epochs (the test suite and CI set it)."""
     if os.environ.get("FERNB_EPOCHS"):
         return {"epochs": int(os.environ["FERNB_EPOCHS"]), "minutes": None}
-    return {"epochs": epochs, "minutes": minutes}
+    if epochs is not None:
+        return {"epochs": epochs, "minutes": None}
+    if minutes is None:
+        raise FernbError("epochs = None and minutes = None: set one of them in the parameters cell")
+    return {"minutes": minutes}
 
 
 def uploader():

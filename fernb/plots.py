@@ -13,6 +13,19 @@ from fernb.evaluate import Predictions
 PALETTE = dict(zip(CLASSES, sns.color_palette("Set2", len(CLASSES))))
 
 
+def _overlay(ax, cam) -> None:
+    """A Grad-CAM heat map over the face already drawn in ax."""
+    ax.imshow(np.asarray(cam), cmap="jet", alpha=0.45, vmin=0, vmax=1)
+
+
+def _bars(ax, classes, probs, colors, title: str, fontsize=None) -> None:
+    """Class-probability bars, the first class on top."""
+    ax.barh(classes, probs, color=colors)
+    ax.invert_yaxis()
+    ax.set(xlim=(0, 1), xlabel="probability")
+    ax.set_title(title, fontsize=fontsize)
+
+
 def _face(ax, image, title: str = "", color=None) -> None:
     """Draw one 48x48 face without axes; None leaves the grid cell empty (a row shorter than the grid)."""
     if image is None:
@@ -45,16 +58,11 @@ def class_counts(splits: dict[str, dict[str, int]], title: str = "Images per cla
 def sample_grid(images: torch.Tensor, labels: torch.Tensor, classes, per_class: int = 8, seed: int = 0) -> Figure:
     """A row of random faces for every class."""
     g = torch.Generator().manual_seed(seed)
-    fig, axes = plt.subplots(len(classes), per_class, figsize=(per_class * 1.1, len(classes) * 1.2),
-                             layout="constrained")
+    rows = {}
     for k, c in enumerate(classes):
         idx = torch.nonzero(labels == k).flatten()
-        pick = idx[torch.randperm(len(idx), generator=g)[:per_class]]
-        for j in range(per_class):
-            _face(axes[k, j], images[pick[j]] if j < len(pick) else None)
-        axes[k, 0].set_ylabel(c, rotation=0, ha="right", va="center", fontsize=10)
-    fig.suptitle("Random training faces per class")
-    return fig
+        rows[c] = images[idx[torch.randperm(len(idx), generator=g)[:per_class]]]
+    return augment_rows(rows, "Random training faces per class", width=per_class)
 
 
 def mean_faces(images: torch.Tensor, labels: torch.Tensor, classes) -> Figure:
@@ -88,9 +96,9 @@ def image_strip(images, titles=None, title: str = "") -> Figure:
     return fig
 
 
-def augment_rows(rows: dict[str, torch.Tensor], title: str) -> Figure:
-    """One row of faces per name (the name on the left); a row may hold fewer faces than the longest."""
-    n = max(len(v) for v in rows.values())
+def augment_rows(rows: dict[str, torch.Tensor], title: str, width: int | None = None) -> Figure:
+    """One row of faces per name (the name on the left); a row may hold fewer faces than the longest (or width)."""
+    n = width or max(len(v) for v in rows.values())
     fig, axes = plt.subplots(len(rows), n, figsize=(n * 1.1, len(rows) * 1.2), squeeze=False,
                              layout="constrained")
     for i, (name, imgs) in enumerate(rows.items()):
@@ -174,11 +182,8 @@ def view_classify(pred: Predictions, i: int, ax_img=None, ax_bar=None) -> Figure
     probs = pred.probs[i].numpy()
     colors = ["tab:green" if k == int(pred.labels[i]) else ("tab:red" if k == int(pred.preds[i]) else "lightgrey")
               for k in range(len(probs))]
-    ax_bar.barh(pred.classes, probs, color=colors)
-    ax_bar.invert_yaxis()
-    ax_bar.set(xlim=(0, 1), xlabel="probability")
-    ax_bar.set_title(f"predicted: {guess} ({probs.max():.0%})", fontsize=9,
-                     color="tab:green" if true == guess else "tab:red")
+    _bars(ax_bar, pred.classes, probs, colors, f"predicted: {guess} ({probs.max():.0%})", fontsize=9)
+    ax_bar.title.set_color("tab:green" if true == guess else "tab:red")
     ax_bar.tick_params(labelsize=8)
     return ax_img.figure
 
@@ -217,7 +222,7 @@ def saliency(images, cams, titles=None, title: str = "Grad-CAM: where the eviden
     for j in range(n):
         _face(axes[0, j], images[j], titles[j] if titles else "")
         _face(axes[1, j], images[j])
-        axes[1, j].imshow(np.asarray(cams[j]), cmap="jet", alpha=0.45, vmin=0, vmax=1)
+        _overlay(axes[1, j], cams[j])
     fig.suptitle(title, fontsize=10)
     return fig
 
@@ -253,8 +258,7 @@ def face_report(crops, probs, classes, cams) -> Figure:
         p = np.asarray(p)
         _face(axes[i, 0], crop, f"face {i}: what the model sees")
         _face(axes[i, 1], crop, f"Grad-CAM for {classes[int(p.argmax())]}")
-        axes[i, 1].imshow(np.asarray(cam), cmap="jet", alpha=0.45, vmin=0, vmax=1)
-        axes[i, 2].barh(classes, p, color=["tab:orange" if k == p.argmax() else "lightgrey" for k in range(len(p))])
-        axes[i, 2].invert_yaxis()
-        axes[i, 2].set(xlim=(0, 1), xlabel="probability", title=f"{classes[int(p.argmax())]} ({p.max():.0%})")
+        _overlay(axes[i, 1], cam)
+        _bars(axes[i, 2], classes, p, ["tab:orange" if k == p.argmax() else "lightgrey" for k in range(len(p))],
+              f"{classes[int(p.argmax())]} ({p.max():.0%})")
     return fig

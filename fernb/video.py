@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import csv
-import math
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from fernb.errors import ConfigError, PhotoError
+from fernb.errors import PhotoError, check_number
+from fernb.evaluate import as_predictor
 from fernb.files import atomic_write
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
@@ -18,12 +18,9 @@ BOX = ("x", "y", "w", "h")
 
 def check_options(every: int = 1, fps: float | None = None, smooth: float = 0.0) -> None:
     """Refuse video options out of range, with one line naming the option."""
-    if not isinstance(every, int) or every < 1:
-        raise ConfigError(f"every={every!r}: must be a whole number >= 1")
-    if fps is not None and not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
-        raise ConfigError(f"fps={fps!r}: must be a number > 0")
-    if not (isinstance(smooth, (int, float)) and 0 <= smooth < 1):
-        raise ConfigError(f"smooth={smooth!r}: must be a number >= 0 and < 1")
+    check_number("every", every, 1, whole=True)
+    check_number("fps", fps, 0, lo_open=True, optional=True)
+    check_number("smooth", smooth, 0, 1)
 
 
 def is_video(path: str | Path) -> bool:
@@ -104,13 +101,23 @@ def frames(cap, rate: float, step: int, name: str = "video"):
         cap.release()
 
 
+def output_paths(path: str | Path, annotate_dir: str | Path | None, csv: str | Path | None,
+                 n_videos: int) -> tuple[Path | None, Path | None]:
+    """Where one video's outputs go: <name>_annotated.mp4 in the annotate folder, and the CSV file given, or
+    <name>.csv inside it when several videos share one --csv folder."""
+    name = Path(path).stem
+    annotated = Path(annotate_dir) / f"{name}_annotated.mp4" if annotate_dir else None
+    csv_path = (Path(csv) / f"{name}.csv" if n_videos > 1 else Path(csv)) if csv else None
+    return annotated, csv_path
+
+
 def analyse(model, path: str | Path, classes, every: int = 1, fps: float | None = None, smooth: float = 0.0,
             annotated: str | Path | None = None) -> list[dict]:
     """One row per face per analysed frame: time, frame, face id, box and the class probabilities;
-    smooth in [0, 1) blends each face's probabilities with its previous ones (an exponential moving average)."""
+    smooth in [0, 1) blends each face's probabilities with its previous ones (an exponential moving average).
+    model: a Predictor, or a model that one is made from, once for the whole video."""
     from fernb.faces import annotate, detect_and_crop, predict_crops
-    from fernb.models import for_inference
-    fast = for_inference(model)  # once, not per frame
+    fast = as_predictor(model, classes)
     cap, rate = open_video(path)
     step = frame_step(rate, every, fps)
     tracker, last, rows, writer = Tracker(), {}, [], None
@@ -151,6 +158,8 @@ def make_clip(path: str | Path, frames_rgb, fps: float = 10.0) -> Path:
 
 def write_csv(rows: list[dict], path: str | Path, classes) -> Path:
     """The rows as CSV with a header, written atomically (a killed run leaves no half file)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+
     def write(tmp: Path) -> None:
         with open(tmp, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=["time_s", "frame", "face_id", *BOX, *classes])

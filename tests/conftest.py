@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fernb.data import CLASSES, CSV_CLASSES, IMAGE_SIZE, USAGES, Pool
+from fernb.sources import CLASSES, CSV_CLASSES, IMAGE_SIZE, USAGES, Pool
 from fernb.synthetic import synthetic_faces
 
 REAL_DATA = Path(os.environ.get("FERNB_DATA", Path(__file__).resolve().parents[2] / "shared" / "fer2013")).resolve()

@@ -124,7 +124,7 @@ def test_resume_needs_a_run_and_keeps_its_model(capsys, run_dir, tmp_path):
     fails(capsys, ["train", "--data", "synthetic", "--resume", "--out", str(tmp_path)], "no run to resume")
     before = snapshot(run_dir)
     fails(capsys, ["train", "--data", "synthetic", "--resume", "--model", "fernet_l", "--out", str(run_dir)],
-          "fernet_s run", "drop --model")
+          "--model fernet_l (the run has fernet_s)", "drop them")
     assert snapshot(run_dir) == before
 
 

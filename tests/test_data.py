@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from fernb import data
+from fernb import data, sources
 from fernb.data import CLASSES, load, read_pool
 from fernb.errors import DataError
 from tests.conftest import write_csv, write_folder
@@ -74,13 +74,13 @@ def test_cache_is_used_and_rebuilt_when_the_folder_changes(tiny_root, monkeypatc
     def no_decoding(path):
         raise AssertionError("decoded although the cache was valid")
 
-    monkeypatch.setattr(data, "decode_image", no_decoding)
+    monkeypatch.setattr(sources, "decode_image", no_decoding)
     again = read_pool(tiny_root)
     assert np.array_equal(first.images, again.images) and np.array_equal(first.labels, again.labels)
     monkeypatch.undo()
     one = next((tiny_root / "train" / "happy").iterdir())
     one.rename(one.with_name("Training_99999.png"))  # same count, new name
-    monkeypatch.setattr(data, "decode_image", no_decoding)
+    monkeypatch.setattr(sources, "decode_image", no_decoding)
     with pytest.raises(AssertionError, match="decoded"):
         read_pool(tiny_root)
 
@@ -122,7 +122,7 @@ def test_synthetic_set_is_seeded_and_has_every_class():
 
 
 def data_pool(seed):
-    return data.synthetic_pool(seed)
+    return sources.synthetic_pool(seed)
 
 
 def test_describe_counts(tiny_root):

@@ -1,10 +1,12 @@
 """fernb.models and fernb.augment."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
-from fernb.augment import DEFAULT, NONE, AugmentConfig, BatchAugment, mixer, preview, to_input
+from fernb.augment import DEFAULT, NONE, AugmentConfig, BatchAugment, Mix, to_input
+from fernb.explore import preview
 from fernb.data import CLASSES, IMAGE_SIZE
 from fernb.errors import ModelError
 from fernb.models import FERNETS, create_model
@@ -70,18 +72,22 @@ def test_preview_and_training_share_the_defaults():
     assert out.shape == (5, IMAGE_SIZE, IMAGE_SIZE) and out.dtype == torch.uint8
 
 
-def test_mixup_gives_soft_targets():
-    assert mixer(DEFAULT, 7, 0.1) is None
-    mix = mixer(AugmentConfig(mixup=0.4), 7, 0.0)
+def test_mixup_gives_soft_targets_and_is_a_function_of_its_seed():
     x, y = to_input(faces(2)[:8]), torch.arange(8) % 7
-    _, target = mix(x, y)
+    off = Mix(DEFAULT, 7, 0.1)
+    assert not off.on and off(x, y)[1] is y  # off: the labels pass through, no branch in the training step
+    mix = Mix(AugmentConfig(mixup=0.4, cutmix=1.0), 7, 0.0, seed=3)
+    mixed, target = mix(x, y)
     assert target.shape == (8, 7) and torch.allclose(target.sum(-1), torch.ones(8))
     assert (target.max(-1).values < 1).any()
+    np.random.seed(123)  # numpy's global state, which timm draws from, does not matter
+    again = Mix(AugmentConfig(mixup=0.4, cutmix=1.0), 7, 0.0, seed=3)(x, y)
+    assert torch.equal(again[0], mixed) and torch.equal(again[1], target)
 
 
 @pytest.mark.parametrize("name", ["fernet_s", "resnet18"])
 def test_the_inference_copy_keeps_the_outputs(name):
-    from fernb.models import MaxPool2x2, for_inference
+    from fernb.fast import MaxPool2x2, for_inference
     model = create_model(name)
     model.train()
     with torch.no_grad():  # give every BatchNorm running statistics of its own
@@ -101,7 +107,7 @@ def test_the_inference_copy_keeps_the_outputs(name):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("size", [(6, 6), (7, 5), (2, 3)])
 def test_maxpool2x2_matches_torch(size, dtype):
-    from fernb.models import MaxPool2x2
+    from fernb.fast import MaxPool2x2
     x = torch.randn(2, 3, *size).to(dtype)
     x[0, 0, 1, 1] = float("nan")  # a NaN wins its window, as in max_pool2d
     for layout in (torch.contiguous_format, torch.channels_last):
@@ -113,7 +119,7 @@ def test_maxpool2x2_matches_torch(size, dtype):
 def test_only_plain_2x2_max_pools_are_swapped():
     from timm.layers.pool2d_same import MaxPool2dSame  # pads in forward: not a plain 2x2 pool
 
-    from fernb.models import _is_2x2
+    from fernb.fast import _is_2x2
     nn = torch.nn
     assert _is_2x2(nn.MaxPool2d(2)) and _is_2x2(nn.MaxPool2d((2, 2), stride=2))
     for pool in (nn.MaxPool2d(3, 2, 1), nn.MaxPool2d(2, 1), nn.MaxPool2d(2, ceil_mode=True), MaxPool2dSame(2, 2),

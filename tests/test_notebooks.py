@@ -1,6 +1,7 @@
 """The notebooks run headless with papermill: parameters work, and 03's checkpoint feeds 04 and 05."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -29,9 +30,9 @@ def test_train_notebook_feeds_evaluate_and_gallery(tmp_path, monkeypatch):
     monkeypatch.delenv("FERNB_EPOCHS", raising=False)  # the parameters below must hold, not the quick run
     monkeypatch.delenv("FERNB_CHECKPOINT", raising=False)
     ckpt = tmp_path / "ckpt"
-    nb = run("03_train.ipynb", tmp_path, data="synthetic", model_name="fernet_s", epochs=2, minutes=None,
-             out=str(ckpt))
-    assert "2 epochs in" in outputs_text(nb) and (ckpt / "weights.safetensors").exists()
+    nb = run("03_train.ipynb", tmp_path, data="synthetic", model_name="fernet_s", epochs=2, out=str(ckpt))
+    history = json.loads((ckpt / "config.json").read_text())["history"]  # -p epochs 2: the card's command, exactly
+    assert [r["epoch"] for r in history] == [1, 2] and "2 epochs in" in outputs_text(nb)
     nb = run("03_train.ipynb", tmp_path, data="synthetic", minutes=0.1, out=str(tmp_path / "budget"))
     assert (tmp_path / "budget" / "config.json").exists() and "epochs in 0.1 min" in outputs_text(nb)
     for name in ("04_evaluate.ipynb", "05_prediction_gallery.ipynb"):
@@ -42,7 +43,7 @@ def test_train_notebook_feeds_evaluate_and_gallery(tmp_path, monkeypatch):
 def test_real_data_smoke_run(real_root, tmp_path, monkeypatch):
     monkeypatch.delenv("FERNB_EPOCHS", raising=False)
     ckpt = tmp_path / "ckpt"
-    nb = run("03_train.ipynb", tmp_path, data=str(real_root), epochs=1, minutes=None, out=str(ckpt))
+    nb = run("03_train.ipynb", tmp_path, data=str(real_root), epochs=1, out=str(ckpt))
     from fernb.data import load
     assert f"train {len(load(real_root, 'train'))} faces" in outputs_text(nb)
     for name in ("04_evaluate.ipynb", "05_prediction_gallery.ipynb"):

@@ -1,0 +1,254 @@
+"""Where faces come from: the public folder layout, Kaggle's CSV or the synthetic stand-in, read into one Pool,
+through a content-keyed cache of the decoded arrays."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import stat
+import sys
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from fernb import synthetic
+from fernb.errors import DataError
+from fernb.files import atomic_write
+
+CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")  # canonical: alphabetical, as the folders
+CSV_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")  # Kaggle's fer2013.csv emotion ids
+IMAGE_SIZE = 48
+USAGES = ("Training", "PublicTest", "PrivateTest", "Test")  # "Test": a test/ file whose name names neither half
+DEFAULT_ROOT = Path("data/fer2013")
+_CACHE_VERSION = "1"
+_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+@dataclass
+class Pool:
+    """Every image a source holds, before splitting: usage says which FER-2013 split each came from."""
+
+    images: np.ndarray  # uint8 [N, 48, 48]
+    labels: np.ndarray  # int64 [N], index into CLASSES
+    usage: np.ndarray  # uint8 [N], index into USAGES
+    source: str
+    layout: str  # "folder", "csv" or "synthetic"
+    resized: int = 0  # how many images were not 48x48 and were resized
+
+
+def resolve_source(source: str | os.PathLike | None = None) -> str:
+    """The source to read: the argument, else $FERNB_DATA, else ./data/fer2013, else 'synthetic'."""
+    if source is not None and str(source) != "":
+        return str(source)
+    if os.environ.get("FERNB_DATA"):
+        return os.environ["FERNB_DATA"]
+    if DEFAULT_ROOT.is_dir():
+        return str(DEFAULT_ROOT)
+    return "synthetic"
+
+
+def synthetic_notice(asked: bool) -> str:
+    """The line shown whenever synthetic faces stand in for FER-2013."""
+    why = "as asked" if asked else "no FER-2013 found (no --data, $FERNB_DATA unset, no ./data/fer2013)"
+    return (f"fernb: NOTICE: synthetic cartoon faces stand in for FER-2013 ({why}); numbers below are not "
+            "FER-2013 results. Get the data: fernb download data/fer2013")
+
+
+def read_pool(source: str | os.PathLike | None = None) -> Pool:
+    """Read every image of a source (folder, CSV or 'synthetic'), through the on-disk cache."""
+    src = resolve_source(source)
+    if src == "synthetic":
+        print(synthetic_notice(asked=str(source) == "synthetic"), file=sys.stderr)
+        return synthetic_pool()
+    path = Path(src).expanduser()
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder; pass a FER-2013 folder (train/ and/or test/) or fer2013.csv, "
+                        "or fetch it with `fernb download data/fer2013`")
+    if path.is_dir():
+        files = scan_folder(path)
+        pool = _cached(path, _fingerprint_files(path, files), lambda: _read_folder(path, files))
+    elif path.suffix.lower() == ".csv":
+        st = path.stat()
+        pool = _cached(path.parent, f"csv|{path.resolve()}|{st.st_size}|{st.st_mtime_ns}", lambda: read_csv(path))
+    else:
+        raise DataError(f"{path}: not a folder or a .csv file; pass a FER-2013 folder or Kaggle's fer2013.csv")
+    pool.source = src  # the cache may have been written through another path to the same data
+    return pool
+
+
+def synthetic_pool(seed: int = 0) -> Pool:
+    """The synthetic stand-in set: a training part and a test part split into PublicTest and PrivateTest halves."""
+    train_x, train_y = synthetic.synthetic_faces(synthetic.TRAIN_PER_CLASS, seed, IMAGE_SIZE)
+    test_x, test_y = synthetic.synthetic_faces(synthetic.TEST_PER_CLASS, seed + 1, IMAGE_SIZE)
+    test_usage = np.where(np.arange(len(test_y)) % 2 == 0, USAGES.index("PublicTest"), USAGES.index("PrivateTest"))
+    usage = np.concatenate([np.full(len(train_y), USAGES.index("Training")), test_usage]).astype(np.uint8)
+    return Pool(np.concatenate([train_x, test_x]), np.concatenate([train_y, test_y]), usage, "synthetic", "synthetic")
+
+
+# ---------------------------------------------------------------- the public folder layout
+
+
+def scan_folder(root: Path) -> list[tuple[str, int, str, int, int]]:
+    """List (usage, class index, path, size, mtime) of every image under ROOT/{train,test}/<class>/, checking the layout."""
+    split_dirs = [d for d in ("train", "test") if (root / d).is_dir()]
+    if not split_dirs:
+        raise DataError(f"{root}: found neither train/ nor test/; expected ROOT/train/<class>/*.jpg and/or "
+                        "ROOT/test/<class>/*.jpg (fetch it with `fernb download DEST`)")
+    files = []
+    for d in split_dirs:
+        check_class_folders(root / d)
+        for label, c in enumerate(CLASSES):
+            # os.scandir, not Path.iterdir: the listing and stat of 36k files stays well under a second
+            with os.scandir(root / d / c) as it:
+                entries = sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
+            if not entries:
+                raise DataError(f"{root / d / c}: class folder is empty; add its images or re-download the dataset")
+            for e in entries:
+                st = e.stat()
+                files.append((usage_of(d, e.name), label, e.path, st.st_size, st.st_mtime_ns))
+    return files
+
+
+def check_class_folders(split_dir: Path) -> None:
+    """Refuse a split folder whose class folders are not exactly FER-2013's seven."""
+    found = sorted(p.name for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    unknown, missing = sorted(set(found) - set(CLASSES)), [c for c in CLASSES if c not in found]
+    if unknown:
+        raise DataError(f"{split_dir}: unknown class folder(s) {', '.join(unknown)}; "
+                        f"FER-2013 has exactly {', '.join(CLASSES)}: rename or remove them")
+    if missing:
+        raise DataError(f"{split_dir}: missing class folder(s) {', '.join(missing)}; "
+                        f"FER-2013 has exactly {', '.join(CLASSES)}: add them")
+
+
+def usage_of(split_dir: str, name: str) -> str:
+    """FER-2013 usage from the split folder and file name (PublicTest_* / PrivateTest_* in test/)."""
+    if split_dir == "train":
+        return "Training"
+    return next((u for u in ("PublicTest", "PrivateTest") if name.startswith(u)), "Test")
+
+
+def _fingerprint_files(root: Path, files: list[tuple[str, int, str, int, int]]) -> str:
+    """A key that changes when any file is added, removed, renamed, resized or touched."""
+    h = hashlib.sha1()  # paths relative to root, so a moved folder keeps its cache
+    h.update("".join(f"{u}|{lab}|{os.path.relpath(p, root)}|{size}|{mtime}\n"
+                     for u, lab, p, size, mtime in files).encode("utf-8", "surrogateescape"))
+    return "folder|" + h.hexdigest()
+
+
+def decode_image(path: str | Path) -> tuple[np.ndarray, bool]:
+    """Decode one face to 48x48 grey uint8; returns (pixels, was_resized)."""
+    path = Path(path)
+    if path.suffix.lower() not in _IMAGE_SUFFIXES:
+        raise DataError(f"{path}: not an image file (expected .jpg/.png); remove it from the class folder")
+    try:
+        with Image.open(path) as im:
+            im = im.convert("L")
+            resized = im.size != (IMAGE_SIZE, IMAGE_SIZE)
+            if resized:  # our call: resize rather than refuse, so a folder of your own face crops works too
+                im = im.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BICUBIC)
+            return np.asarray(im, dtype=np.uint8), resized
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise DataError(f"{path}: corrupt or unreadable image ({e.__class__.__name__}); delete or replace it") from None
+
+
+def _read_folder(root: Path, files: list[tuple[str, int, str, int, int]]) -> Pool:
+    """Decode every image of a checked folder layout."""
+    # threads: PIL releases the GIL while decoding, so every core decodes
+    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2)) as ex:
+        decoded = list(ex.map(decode_image, [f[2] for f in files]))
+    images = np.stack([pixels for pixels, _ in decoded]) if decoded else np.empty((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+    resized = sum(r for _, r in decoded)
+    if resized:
+        first = next(f[2] for f, (_, r) in zip(files, decoded) if r)
+        print(f"fernb: {resized} image(s) were not {IMAGE_SIZE}x{IMAGE_SIZE} and were resized (first: {first})",
+              file=sys.stderr)
+    labels = np.array([f[1] for f in files], np.int64)
+    usage = np.array([USAGES.index(f[0]) for f in files], np.uint8)
+    return Pool(images, labels, usage, source=str(root), layout="folder", resized=resized)
+
+
+# ---------------------------------------------------------------- Kaggle's fer2013.csv
+
+
+def read_csv(path: Path) -> Pool:
+    """Read Kaggle's fer2013.csv (emotion,pixels,Usage), checking each row and mapping its label order to CLASSES."""
+    to_canonical = np.array([CLASSES.index(c) for c in CSV_CLASSES])
+    images, labels, usage = [], [], []
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a byte-order mark is not part of the header
+            reader = csv.reader(f)
+            header = [h.strip() for h in next(reader, [])]
+            if header[:3] != ["emotion", "pixels", "Usage"]:
+                raise DataError(f"{path}: columns are {','.join(header) or '(none)'}; expected emotion,pixels,Usage "
+                                "(Kaggle's fer2013.csv)")
+            for row_no, row in enumerate(reader, start=2):
+                if row:
+                    pixels, emotion, use = _csv_row(path, row_no, row)
+                    images.append(pixels)
+                    labels.append(to_canonical[emotion])
+                    usage.append(USAGES.index(use))
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a text file; pass Kaggle's fer2013.csv (emotion,pixels,Usage)") from None
+    if not images:
+        raise DataError(f"{path}: has a header but no rows; is the download complete?")
+    return Pool(np.stack(images), np.array(labels, np.int64), np.array(usage, np.uint8), str(path), "csv")
+
+
+def _csv_row(path: Path, row_no: int, row: list[str]) -> tuple[np.ndarray, int, str]:
+    """One checked row of fer2013.csv: (pixels uint8 [48, 48], emotion id, usage)."""
+    try:
+        emotion, pixels, use = int(row[0]), np.array(row[1].split(), dtype=np.int64), row[2].strip()
+    except (ValueError, IndexError):
+        raise DataError(f"{path}:{row_no}: malformed row; expected an emotion id, 2304 pixel values and "
+                        "a Usage: fix or delete the row") from None
+    if not 0 <= emotion < len(CSV_CLASSES):
+        raise DataError(f"{path}:{row_no}: emotion {emotion} is not in 0..6: fix or delete the row")
+    if pixels.size != IMAGE_SIZE * IMAGE_SIZE or pixels.min() < 0 or pixels.max() > 255:
+        got = (f"{pixels.size} values" if pixels.size != IMAGE_SIZE * IMAGE_SIZE else
+               f"a value of {pixels.max() if pixels.max() > 255 else pixels.min()}")
+        raise DataError(f"{path}:{row_no}: pixels must be {IMAGE_SIZE * IMAGE_SIZE} values in 0..255, "
+                        f"got {got}: fix or delete the row")
+    if use not in USAGES[:3]:
+        raise DataError(f"{path}:{row_no}: Usage {use!r} is not Training, PublicTest or PrivateTest")
+    return pixels.astype(np.uint8).reshape(IMAGE_SIZE, IMAGE_SIZE), emotion, use
+
+
+# ---------------------------------------------------------------- the decoded-array cache
+
+
+def cache_dir_for(data_dir: Path) -> Path:
+    """Where the cache goes: $FERNB_CACHE_DIR, else beside the data when writable, else the user cache dir."""
+    if os.environ.get("FERNB_CACHE_DIR"):
+        return Path(os.environ["FERNB_CACHE_DIR"])
+    st = data_dir.stat()
+    # the write bit, not os.access: root may write anywhere, yet a folder without write bits is meant read-only
+    if st.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) and os.access(data_dir, os.W_OK):
+        return data_dir / ".fernb-cache"
+    from platformdirs import user_cache_dir
+    return Path(user_cache_dir("fernb"))
+
+
+def _cached(data_dir: Path, key: str, build) -> Pool:
+    """Load the pool for `key` from the cache, or build it and write the cache atomically."""
+    digest = hashlib.sha1(f"{_CACHE_VERSION}|{key}".encode("utf-8", "surrogateescape")).hexdigest()[:20]
+    path = cache_dir_for(data_dir) / f"pool-{digest}.npz"
+    if path.exists():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return Pool(z["images"], z["labels"], z["usage"], str(z["source"]), str(z["layout"]), int(z["resized"]))
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            print(f"fernb: the cache {path} is damaged; rebuilding it from the data", file=sys.stderr)
+    pool = build()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda tmp: np.savez(tmp, images=pool.images, labels=pool.labels, usage=pool.usage,
+                                                source=pool.source, layout=pool.layout, resized=pool.resized))
+    except OSError as e:  # a cache we cannot write only costs speed
+        print(f"fernb: could not write the cache {path} ({e.strerror}); set FERNB_CACHE_DIR to a writable folder",
+              file=sys.stderr)
+    return pool
