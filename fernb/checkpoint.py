@@ -75,12 +75,18 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn
         raise CheckpointError(f"{path / WEIGHTS}: unreadable or truncated ({str(e)[:80]}); the checkpoint is "
                               "damaged, train it again") from None
     model = create_model(meta["model"], num_classes=len(meta["classes"]), in_chans=meta.get("in_chans", 1))
+    wanted = model.state_dict()
+    wrong = [k for k, v in state.items() if k in wanted and wanted[k].is_floating_point() and not v.is_floating_point()]
+    if wrong:
+        raise CheckpointError(f"{path / WEIGHTS}: weights such as {wrong[0]} are {state[wrong[0]].dtype}, not floating "
+                              "point; the checkpoint is damaged, train it again")
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}  # a half-size checkpoint
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
         raise CheckpointError(f"{path / WEIGHTS}: weights do not fit model {meta['model']!r} "
                               f"({str(e).splitlines()[0][:100]}); the checkpoint is damaged") from None
+    model.classes = tuple(meta["classes"])  # what its outputs mean, in order: predict maps labels through them
     return model.to(device).eval(), meta
 
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import torch
 
 from fernb import __version__, checkpoint, faces, video
-from fernb.data import IMAGE_SIZE, describe, load_train_val, read_pool
+from fernb.data import IMAGE_SIZE, describe, load_train_val, read_pool, resolve_source
 from fernb.download import REPO_URL, download
 from fernb.errors import FernbError, OutputError, check_number
 from fernb.evaluate import Predictor, load_split, metrics, predict
-from fernb.files import check_output
+from fernb.files import atomic_write, check_output, check_run_folder, unique_names
 from fernb.train import PRECISIONS, STATE, TrainConfig, fit
 
 # the `fernb train` options that set a TrainConfig field; None in args: not given, TrainConfig's default
@@ -49,9 +49,6 @@ def train_config(args: argparse.Namespace, out: Path) -> tuple[TrainConfig, dict
         return saved_run(out, given, args.val_fraction)
     recipe = TrainConfig.short if given.get("minutes") else TrainConfig  # a time budget: the short-run recipe
     cfg = recipe(**given)  # checks every option first
-    if (out / checkpoint.CONFIG).exists() and not args.force:
-        raise OutputError(f"{out}: holds the checkpoint of another run; pass --resume to continue it, --force to "
-                          "overwrite it, or another --out")
     return cfg, {"val_fraction": 0.1 if args.val_fraction is None else args.val_fraction, "seed": cfg.seed}
 
 
@@ -76,10 +73,11 @@ def saved_run(out: Path, given: dict, val_fraction: float | None) -> tuple[Train
 
 def cmd_train(args: argparse.Namespace) -> None:
     """Train a model on a source's train split, select on val, save a checkpoint directory."""
-    out = check_output(args.out or checkpoint.RUNS_DEFAULT, folder=True)
-    cfg, holdout = train_config(args, out)
+    out = check_output(args.out or checkpoint.RUNS_DEFAULT, folder=True, inputs=[resolve_source(args.data)])
+    cfg, holdout = train_config(args, out)  # every option checked first
+    check_run_folder(out, args.resume, args.force)  # before reading the data: fit claims it again, and locks it
     train, val = load_train_val(args.data, **holdout)
-    summary = fit(train, val, cfg, out=out, resume=args.resume, progress=not args.json)
+    summary = fit(train, val, cfg, out=out, resume=args.resume, progress=not args.json, force=args.force)
     summary.pop("network")
     if args.json:
         print(json.dumps(summary, indent=1))
@@ -111,19 +109,14 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 def cmd_predict(args: argparse.Namespace) -> int:
     """Faces in photos and videos: boxes and class probabilities; the batch goes on past bad files (exit 2 after)."""
     video.check_options(args.every, args.fps, args.smooth)
-    videos = [p for p in args.images if video.is_video(p)]
-    for out, folder in ((args.annotate, True), (args.csv, len(videos) > 1)):
-        if out:
-            check_output(out, folder=folder)
-    if args.annotate:
-        Path(args.annotate).mkdir(parents=True, exist_ok=True)
+    outputs = plan_outputs(args)
     model, meta = checkpoint.load_model(args.checkpoint)
     predictor = Predictor(model, meta["classes"])  # once for every photo and frame
     results, failed = [], 0
-    for path in args.images:
+    for path, (annotated, csv_path) in zip(args.images, outputs):
         try:
-            results.append(predict_video(args, predictor, path, len(videos)) if video.is_video(path)
-                           else predict_photo(args, predictor, path))
+            results.append(predict_video(args, predictor, path, annotated, csv_path) if video.is_video(path)
+                           else predict_photo(args, predictor, path, annotated))
         except FernbError as e:
             print(f"fernb: error: {e}", file=sys.stderr)
             results.append({"image": path, "error": str(e), "faces": []})
@@ -133,23 +126,47 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 2 if failed else 0
 
 
-def predict_photo(args: argparse.Namespace, predictor: Predictor, path: str) -> dict:
+def plan_outputs(args: argparse.Namespace) -> list[tuple[Path | None, Path | None]]:
+    """Each input's (annotated file, CSV file), checked before any work: none is an input or exists already
+    (unless --force), and inputs that share a name from two folders get two outputs."""
+    videos = [p for p in args.images if video.is_video(p)]
+    if args.csv:
+        check_output(args.csv, folder=len(videos) > 1, inputs=args.images, force=args.force or len(videos) > 1)
+    if args.annotate:
+        check_output(args.annotate, folder=True, inputs=args.images)
+    names, csv_names = iter(unique_names(args.images, "_annotated")), iter(unique_names(videos, ".csv"))
+    outputs = []
+    for path in args.images:
+        is_video, name = video.is_video(path), next(names)
+        annotated = Path(args.annotate) / (name + (".mp4" if is_video else ".jpg")) if args.annotate else None
+        csv_path = None if not (is_video and args.csv) else Path(args.csv) / next(csv_names) if len(videos) > 1 \
+            else Path(args.csv)
+        for out in (annotated, csv_path if len(videos) > 1 else None):
+            if out is not None:
+                check_output(out, folder=False, inputs=args.images, force=args.force)
+        outputs.append((annotated, csv_path))
+    if args.annotate:
+        Path(args.annotate).mkdir(parents=True, exist_ok=True)
+    return outputs
+
+
+def predict_photo(args: argparse.Namespace, predictor: Predictor, path: str, annotated: Path | None) -> dict:
     """One photo: every face's box and probabilities, printed (or returned for --json) and drawn with --annotate."""
     photo = faces.read_photo(path)
     found = faces.predict_faces(predictor, photo, predictor.classes)
     if not found:
         print(f"fernb: {path}: no face found; try a larger, frontal, well-lit face", file=sys.stderr)
-    if args.annotate:
-        faces.annotate(photo, found).save(Path(args.annotate) / f"{Path(path).stem}_annotated.jpg", quality=92)
+    if annotated:
+        atomic_write(annotated, lambda tmp: faces.annotate(photo, found).save(tmp, quality=92))
     for i, f in enumerate([] if args.json else found):
         top = sorted(f["probs"].items(), key=lambda kv: -kv[1])[:3]
         print(f"{path} face {i} at {f['box']}: " + ", ".join(f"{c} {p:.0%}" for c, p in top))
     return {"image": path, "size": [photo.shape[1], photo.shape[0]], "faces": found}
 
 
-def predict_video(args: argparse.Namespace, predictor: Predictor, path: str, n_videos: int) -> dict:
+def predict_video(args: argparse.Namespace, predictor: Predictor, path: str, annotated: Path | None,
+                  csv_path: Path | None) -> dict:
     """One video: a row per face per analysed frame, into --csv (a folder of <video>.csv for several videos)."""
-    annotated, csv_path = video.output_paths(path, args.annotate, args.csv, n_videos)
     rows = video.analyse(predictor, path, predictor.classes, args.every, args.fps, args.smooth, annotated)
     if csv_path:
         video.write_csv(rows, csv_path, predictor.classes)
@@ -165,7 +182,7 @@ def predict_video(args: argparse.Namespace, predictor: Predictor, path: str, n_v
 def cmd_export(args: argparse.Namespace) -> None:
     """Export a checkpoint to ONNX and check that onnxruntime agrees with torch."""
     from fernb.export import export_onnx, onnx_parity  # onnx: only this command needs it
-    check_output(args.out, folder=False)
+    check_output(args.out, folder=False, inputs=[args.checkpoint or checkpoint.default_checkpoint()], force=args.force)
     model, meta = checkpoint.load_model(args.checkpoint)
     out = export_onnx(model, args.out)
     pixels = torch.randint(0, 256, (16, IMAGE_SIZE, IMAGE_SIZE), dtype=torch.uint8,
@@ -179,6 +196,9 @@ def cmd_demo(args: argparse.Namespace) -> None:
     """Serve the live demo in the browser until Ctrl-C."""
     from fernb.demo import launch  # gradio: an optional extra
     check_number("port", args.port, 1, 65536, whole=True)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"fernb: WARNING: --host {args.host} serves the demo, webcam frames included, to other computers "
+              "that can reach this one; use the default 127.0.0.1 to keep it on this machine", file=sys.stderr)
     print(f"fernb demo on http://{args.host}:{args.port}/ (Ctrl-C stops it)", flush=True)
     launch(args.checkpoint, host=args.host, port=args.port)
 
@@ -234,6 +254,7 @@ def add_model_parsers(sub) -> None:
     s = sub.add_parser("export", help="export a checkpoint to ONNX")
     s.add_argument("--checkpoint", help=CHECKPOINT_HELP)
     s.add_argument("--out", required=True, help="the .onnx file to write")
+    s.add_argument("--force", action="store_true", help="overwrite --out when it exists")
     s.set_defaults(func=cmd_export)
 
 
@@ -277,6 +298,7 @@ def add_predict_parser(sub) -> None:
     s.add_argument("--checkpoint", help=CHECKPOINT_HELP)
     s.add_argument("--annotate", metavar="OUT_DIR", help="write each photo or video with boxes and labels into OUT_DIR")
     s.add_argument("--json", action="store_true", help="print JSON: per file, every face's box and probabilities")
+    s.add_argument("--force", action="store_true", help="overwrite annotated files and CSVs that exist already")
     g = s.add_argument_group("videos")
     g.add_argument("--csv", help="one row per face per analysed frame (time_s, frame, face_id, x, y, w, h, the class "
                    "probabilities) into this file; a folder for several videos")

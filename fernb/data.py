@@ -1,6 +1,7 @@
 """FER-2013 in memory: FERData, one split of a source as uint8 tensors, carved by the one table of splits."""
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 
@@ -29,6 +30,13 @@ class FERData:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def fingerprint(self) -> str:
+        """A short hash of the faces and their labels: a run records its training split's, so that resume and
+        scoring on val can tell the same data from other data."""
+        h = hashlib.sha1(self.images.contiguous().numpy().tobytes())
+        h.update(self.labels.contiguous().numpy().tobytes())
+        return h.hexdigest()[:16]
 
     def counts(self) -> dict[str, int]:
         """Images per class, in class order."""

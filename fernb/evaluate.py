@@ -54,8 +54,11 @@ class Predictor:
 
 
 def as_predictor(model: torch.nn.Module | Predictor, classes) -> Predictor:
-    """model when it is a Predictor already, else one made from it: callers that classify often make it once."""
-    return model if isinstance(model, Predictor) else Predictor(model, classes)
+    """model when it is a Predictor already, else one made from it, with the classes the model carries (a loaded
+    checkpoint's, or fit's), else those given: callers that classify often make it once."""
+    if isinstance(model, Predictor):
+        return model
+    return Predictor(model, getattr(model, "classes", None) or classes)
 
 
 @dataclass
@@ -87,9 +90,17 @@ class Predictions:
 
 
 def predict(model: torch.nn.Module | Predictor, data: FERData, tta: bool = False) -> Predictions:
-    """Probabilities for every face of a split, through a Predictor; tta averages each face with its mirror image."""
-    probs = as_predictor(model, data.classes).probs(data.images, tta)
-    return Predictions(probs, data.labels.clone(), tuple(data.classes), data.images)
+    """Probabilities for every face of a split, through a Predictor; tta averages each face with its mirror image.
+    The labels are mapped onto the model's classes by name, never by position, so a model whose classes come in
+    another order scores right, and data with fewer classes than the model is scored on those it has."""
+    predictor = as_predictor(model, data.classes)
+    missing = [c for c in data.classes if c not in predictor.classes]
+    if missing:
+        raise DataError(f"{data.source}: class(es) {', '.join(missing)} are not among the model's classes "
+                        f"({', '.join(predictor.classes)}); leave them out, or train a model that has them")
+    to_model = torch.tensor([predictor.classes.index(c) for c in data.classes], dtype=torch.long)
+    labels = to_model[data.labels] if len(data.labels) else data.labels.clone()
+    return Predictions(predictor.probs(data.images, tta), labels, predictor.classes, data.images)
 
 
 def load_split(meta: dict, source: str | os.PathLike | None, split: str) -> FERData:
@@ -98,7 +109,14 @@ def load_split(meta: dict, source: str | os.PathLike | None, split: str) -> FERD
     if split == "val" and not (meta.get("n_val") and holdout["val_fraction"]):
         raise DataError(f"this {meta['model']} checkpoint was trained with no val hold-out (--val-fraction 0, or no "
                         "record of one), so there is no val split to score it on; use --split test")
-    return load(source, split, **holdout)
+    data = load(source, split, **holdout)
+    if split in ("train", "val") and meta.get("train_key"):  # else val could hold faces the model trained on
+        train = data if split == "train" else load(source, "train", **holdout)
+        if train.fingerprint() != meta["train_key"]:
+            raise DataError(f"{data.source}: not the data this {meta['model']} checkpoint was trained on, so its "
+                            f"{split} split is not the one it was carved from; score --split test, or pass the "
+                            "run's own --data")
+    return data
 
 
 def metrics(pred: Predictions) -> dict:

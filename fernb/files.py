@@ -1,21 +1,32 @@
-"""Writing files safely: through a temp file and a rename, so a killed run never leaves half a file."""
+"""Writing files safely: one place decides whether an output may be written, and every write goes through a temp
+file and a rename, so a killed run never leaves half a file."""
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 from fernb.errors import OutputError
 
+LOCK = ".fernb-run.lock"  # in a run folder while a run writes it: {"pid": ...}
+RUN_FILES = ("weights.safetensors", "config.json", "resume.pt")  # what a run writes into its folder
 
-def check_output(path: str | Path, folder: bool) -> Path:
-    """Refuse, before any work starts, an output that cannot be written: a file where a folder goes or the reverse,
-    a path under a file, or a folder without write permission."""
-    path = Path(path)
+
+def check_output(path: str | Path, folder: bool, inputs: Iterable[str | Path] = (), force: bool = False) -> Path:
+    """Refuse, before any work starts, an output that must not or cannot be written: an input, or a path inside an
+    input folder; an existing file (unless force); a file where a folder goes or the reverse; a path under a
+    file; a folder without write permission."""
+    path = Path(path).expanduser()
     if folder and path.exists() and not path.is_dir():
         raise OutputError(f"{path}: is a file, but a folder is needed here; pick another path")
     if not folder and path.is_dir():
         raise OutputError(f"{path}: is a folder, but a file is needed here; give a file name inside it")
+    for given in inputs:
+        check_not_input(path, Path(given).expanduser())
+    if not folder and path.exists() and not force:
+        raise OutputError(f"{path}: exists already; pass --force to overwrite it, or pick another name")
     existing = next(p for p in (path, *path.parents) if p.exists())  # the deepest part of the path that exists
     if existing != path and not existing.is_dir():
         raise OutputError(f"{path}: {existing} is a file, so nothing can be written under it; pick another path")
@@ -24,10 +35,89 @@ def check_output(path: str | Path, folder: bool) -> Path:
     return path
 
 
+def check_not_input(path: Path, given: Path) -> None:
+    """Refuse an output that is the input given, or lies inside it when it is a folder (the data, a checkpoint)."""
+    out, source = path.resolve(), given.resolve()
+    if out == source or (source.is_dir() and out.is_relative_to(source)):
+        what = "is" if out == source else f"lies inside {given}, which is"
+        raise OutputError(f"{path}: {what} an input of this command, and writing there would destroy it; "
+                          "pick another path")
+
+
+def check_run_folder(out: Path, resume: bool = False, force: bool = False) -> None:
+    """Refuse a run folder that holds what a new run must not overwrite: another run's checkpoint (unless resume
+    or force), files that no fernb run wrote (unless force), or a run that is writing it now."""
+    if not out.is_dir():
+        return
+    holder = lock_holder(out)
+    if holder is not None:
+        raise OutputError(f"{out}: another run (process {holder}) is writing it now; wait for it, or pick another "
+                          "--out")
+    names = {p.name for p in out.iterdir()} - {LOCK}
+    ours = {"config.json", "weights.safetensors"} <= names or not names & {"config.json", "weights.safetensors"}
+    if not ours and not force:
+        raise OutputError(f"{out}: holds {', '.join(sorted(names & set(RUN_FILES)))} but no complete fernb checkpoint"
+                          "; pick another --out (or pass --force to overwrite it)")
+    if "config.json" in names and not (resume or force):
+        raise OutputError(f"{out}: holds the checkpoint of another run; pass --resume to continue it, --force to "
+                          "overwrite it, or another --out")
+    if names - set(RUN_FILES) - {".ipynb_checkpoints"} and not (resume or force):
+        raise OutputError(f"{out}: holds files no fernb run wrote ({', '.join(sorted(names - set(RUN_FILES))[:3])}); "
+                          "pick an empty or new --out (or pass --force to write beside them)")
+
+
+def lock_holder(out: Path) -> int | None:
+    """The process that holds out's run lock, if it is alive; a lock left by a killed run counts as free."""
+    try:
+        pid = int(json.loads((out / LOCK).read_text())["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # alive, another user's
+        return pid
+    return pid if pid != os.getpid() else None
+
+
+@contextlib.contextmanager
+def claim_run_folder(out: Path | None, resume: bool = False, force: bool = False) -> Iterator[None]:
+    """Check out as a run folder, then hold its lock while the run writes it (nothing to do for out=None)."""
+    if out is None:
+        yield
+        return
+    check_output(out, folder=True)
+    check_run_folder(out, resume, force)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(out / LOCK, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:  # a stale lock (its process is gone): take it over
+        (out / LOCK).unlink(missing_ok=True)
+        fd = os.open(out / LOCK, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps({"pid": os.getpid()}))
+    try:
+        yield
+    finally:
+        (out / LOCK).unlink(missing_ok=True)
+
+
+def unique_names(paths: Iterable[str | Path], suffix: str) -> list[str]:
+    """One output name per input, `<stem><suffix>`, made unique when inputs from two folders share a stem."""
+    names, seen = [], {}
+    for p in paths:
+        stem = Path(p).stem
+        seen[stem] = seen.get(stem, 0) + 1
+        names.append(f"{stem}{suffix}" if seen[stem] == 1 else f"{stem}_{seen[stem]}{suffix}")
+    return names
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
     """Call write(tmp) on a temp file beside path, then rename it onto path (atomic on one file system)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")  # same suffix: numpy and PIL pick formats by it
+    # same suffix: numpy and PIL pick formats by it; a short name: a long one would not fit the file system's limit
+    tmp = path.with_name(f".fernb-{os.getpid()}-{abs(hash(path.name)) % 10**8}.tmp{path.suffix[:16]}")
     try:
         write(tmp)
         os.replace(tmp, path)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import json
 import os
 from pathlib import Path
 
@@ -67,6 +68,33 @@ def budget(epochs: int | None, minutes: float | None) -> dict:
     if minutes is None:
         raise FernbError("epochs = None and minutes = None: set one of them in the parameters cell")
     return {"minutes": minutes}
+
+
+MADE_BY = "notebook 03"  # what notebook 03 records in its run's config.json, so that it replaces only its own runs
+
+
+def run_folder(out: str | os.PathLike) -> tuple[str, bool]:
+    """Where notebook 03 writes its run, and whether it may overwrite what is there: out itself when it is free or
+    holds this notebook's previous run; else a new folder beside it, said in plain view (another run is kept)."""
+    from fernb.checkpoint import CONFIG
+    from fernb.files import check_run_folder
+    path = Path(out)
+    try:
+        if json.loads((path / CONFIG).read_text()).get("made_by") == MADE_BY:
+            return str(path), True
+    except (OSError, ValueError, AttributeError):
+        pass  # no run there, or not one of this notebook's
+    try:
+        check_run_folder(path)
+        return str(path), False
+    except FernbError:
+        n = 1
+        while path.with_name(f"{path.name}-{n}").exists():
+            n += 1
+        alt = path.with_name(f"{path.name}-{n}")
+        notice(f"`{path}` holds a run this notebook did not start (a `fernb train`, say), and it stays as it is: "
+               f"this run goes to `{alt}`. Pass `checkpoint=\"{alt}\"` to notebooks 04 and 05.")
+        return str(alt), False
 
 
 def uploader():

@@ -25,7 +25,7 @@ from fernb.data import IMAGE_SIZE, FERData
 from fernb.device import autocast, pick_device, pick_precision
 from fernb.errors import BudgetError, CheckpointError, ConfigError, DataError, check_choice, check_number, check_type
 from fernb.evaluate import run_model
-from fernb.files import atomic_write
+from fernb.files import atomic_write, claim_run_folder
 from fernb.models import count_parameters, create_model
 
 STATE = "resume.pt"  # training state for --resume: tensors and plain values, read back with weights_only=True
@@ -101,17 +101,26 @@ def check_config(cfg: TrainConfig) -> None:
 
 
 def fit(train: FERData, val: FERData | None, cfg: TrainConfig | None = None, out: str | Path | None = None,
-        resume: bool = False, progress: bool = True) -> dict:
+        resume: bool = False, progress: bool = True, force: bool = False) -> dict:
     """Train cfg.model on train, keep the epoch with the best val accuracy (the last without val) and save it to out;
-    returns the run summary, whose "network" is the kept model (EMA weights when EMA is on).
+    returns the run summary, whose "network" is the kept model (EMA weights when EMA is on). out may hold another
+    run only with resume (continue it) or force (overwrite it), and is locked while the run writes it.
 
     With cfg.minutes the LR schedule spans the budget (progress = elapsed time / budget), so training ends on time
     with the schedule finished; set-up (choosing the model and precision by measurement) is not counted.
     """
     check_splits(train, val)
-    out = Path(out) if out is not None else None
-    run = Run(train, cfg or TrainConfig())
-    if resume and out is not None and (out / STATE).exists():
+    out = Path(out).expanduser() if out is not None else None
+    with claim_run_folder(out, resume, force):
+        return run_epochs(train, val, cfg or TrainConfig(), out, resume and out is not None, progress)
+
+
+def run_epochs(train: FERData, val: FERData | None, cfg: TrainConfig, out: Path | None, resume: bool,
+               progress: bool) -> dict:
+    """fit's story once its output is claimed: set up, epochs of training, validate, keep, save."""
+    run = Run(train, cfg)
+    if resume and (out / STATE).exists():
+        check_same_data(out, train)
         run.load_state(out)
     meta = run.meta(train, val)
     run.start(val)
@@ -136,6 +145,14 @@ def check_splits(train: FERData, val: FERData | None) -> None:
     if val is not None and not len(val):
         raise DataError(f"{val.source}: the val split is empty; raise --val-fraction, or pass 0 (no val: the last "
                         "epoch is kept)")
+
+
+def check_same_data(out: Path, train: FERData) -> None:
+    """Refuse to resume a run on training faces other than those it started on."""
+    saved = checkpoint.read_meta(out).get("train_key") if (out / checkpoint.CONFIG).exists() else None
+    if saved is not None and saved != train.fingerprint():
+        raise CheckpointError(f"{out}: its run trained on other faces than {train.source} gives now (another source, "
+                              "or changed files); resume it on its own data, or start a new run with another --out")
 
 
 class Run:
@@ -244,7 +261,8 @@ class Run:
         return dict(model=self.cfg.model, classes=list(train.classes), in_chans=1, input_size=[IMAGE_SIZE, IMAGE_SIZE],
                     normalize={"mean": MEAN, "std": STD}, params=count_parameters(self.model),
                     precision=self.precision, device=str(self.device), data=train.source, n_train=len(train),
-                    n_val=len(val) if val else 0, holdout=train.holdout if val else None, config=asdict(self.cfg))
+                    n_val=len(val) if val else 0, holdout=train.holdout if val else None, config=asdict(self.cfg),
+                    train_key=train.fingerprint())
 
     def save(self, out: Path, meta: dict, improved: bool) -> None:
         """Write the checkpoint when the epoch improved, and the resume state after every epoch."""
@@ -263,6 +281,7 @@ class Run:
             checkpoint.update_meta(out, history=self.history, seconds=self.elapsed)
         network = copy.deepcopy(self.ema.module)
         network.load_state_dict(self.best)
+        network.classes = tuple(meta["classes"])  # what its outputs mean, as a loaded checkpoint's model carries
         return dict(meta, history=self.history, epochs_run=self.epoch, seconds=self.elapsed, network=network.eval(),
                     best_val_acc=self.best_acc if val is not None else None, out=str(out) if out else None)
 

@@ -101,16 +101,6 @@ def frames(cap, rate: float, step: int, name: str = "video"):
         cap.release()
 
 
-def output_paths(path: str | Path, annotate_dir: str | Path | None, csv: str | Path | None,
-                 n_videos: int) -> tuple[Path | None, Path | None]:
-    """Where one video's outputs go: <name>_annotated.mp4 in the annotate folder, and the CSV file given, or
-    <name>.csv inside it when several videos share one --csv folder."""
-    name = Path(path).stem
-    annotated = Path(annotate_dir) / f"{name}_annotated.mp4" if annotate_dir else None
-    csv_path = (Path(csv) / f"{name}.csv" if n_videos > 1 else Path(csv)) if csv else None
-    return annotated, csv_path
-
-
 def analyse(model, path: str | Path, classes, every: int = 1, fps: float | None = None, smooth: float = 0.0,
             annotated: str | Path | None = None) -> list[dict]:
     """One row per face per analysed frame: time, frame, face id, box and the class probabilities;
@@ -143,7 +133,11 @@ def _writer(path: str | Path, shape: tuple, fps: float):
     """An OpenCV video writer for frames of this shape: MJPG in .avi, else mp4v (every OpenCV build writes both)."""
     import cv2
     fourcc = "MJPG" if Path(path).suffix.lower() == ".avi" else "mp4v"
-    return cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (shape[1], shape[0]))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (shape[1], shape[0]))
+    if not writer.isOpened():
+        raise PhotoError(f"{path}: OpenCV cannot write a video there (a .mp4 or .avi name in a writable folder "
+                         "is needed); pick another path")
+    return writer
 
 
 def make_clip(path: str | Path, frames_rgb, fps: float = 10.0) -> Path:
