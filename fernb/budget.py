@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from fernb.device import cpu_bf16, seconds_per_step
+from fernb.augment import to_input
+from fernb.device import cpu_bf16, pick_device, pick_precision, seconds_per_step
 from fernb.models import FERNETS, create_model
 
 RECIPE_MODEL = "fernet_l"  # the default recipe's model (README: results)
@@ -27,3 +28,18 @@ def resolve_model(cfg, device: torch.device, x: torch.Tensor, y: torch.Tensor, n
             break
         chosen = name
     return chosen
+
+
+def what_it_buys(cfg, train) -> dict:
+    """What cfg's budget buys on this machine, before any training: the model and precision fit would pick, an
+    epoch's seconds measured over a few steps, and how many epochs fit in cfg.minutes (or cfg.epochs)."""
+    device = pick_device(cfg.device)
+    bs = min(cfg.batch_size, len(train))
+    x, y = to_input(train.images[:bs]).to(device), train.labels[:bs].to(device)
+    name = resolve_model(cfg, device, x, y, len(train))
+    model = create_model(name, num_classes=len(train.classes), drop=cfg.drop).to(device, memory_format=torch.channels_last)
+    precision = pick_precision(model, x, y, device, cfg.precision)
+    epoch_seconds = seconds_per_step(model, x, y, device, precision) * (len(train) // bs)
+    epochs = int(cfg.minutes * 60 / (epoch_seconds * 1.1)) if cfg.minutes else cfg.epochs  # +10%: validation
+    return {"model": name, "device": str(device), "precision": precision, "epoch_seconds": epoch_seconds,
+            "epochs": epochs, "minutes": cfg.minutes or epochs * epoch_seconds * 1.1 / 60}

@@ -112,15 +112,21 @@ def default_checkpoint() -> Path:
     return path
 
 
-def checkpoints(given: str | Path | None = None) -> dict[str, Path]:
-    """The checkpoints notebook 04 compares: the one given; else the default (packaged) model and, when notebook 03
-    or `fernb train` has written one, the last run in runs/latest."""
+def checkpoints(given: str | Path | None = None, latest: str | Path = RUNS_DEFAULT) -> dict[str, Path]:
+    """The checkpoints notebooks 04 and 05 show, the student's first: the one given; else the last run of notebook
+    03 or `fernb train` (latest) when there is one, with the default (packaged) model beside it as a reference."""
     if given:
         return {f"checkpoint {given}": Path(given)}
-    default = default_checkpoint()
-    found = {"packaged model" if default == packaged_checkpoint() else f"checkpoint {default}": default}
-    if (RUNS_DEFAULT / CONFIG).is_file() and RUNS_DEFAULT.resolve() != default.resolve():
-        found[f"your run ({RUNS_DEFAULT})"] = RUNS_DEFAULT
+    latest = Path(latest)
+    found = {f"your run ({latest})": latest} if (latest / CONFIG).is_file() else {}
+    try:
+        default = default_checkpoint()
+    except CheckpointError:  # nothing packaged: the run alone, if there is one
+        if found:
+            return found
+        raise
+    if default.resolve() != latest.resolve():
+        found["packaged model" if default == packaged_checkpoint() else f"checkpoint {default}"] = default
     return found
 
 

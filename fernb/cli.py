@@ -96,11 +96,14 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(m, indent=1))
         return
+    lo, hi = m["accuracy_ci"] or (float("nan"),) * 2
     print(f"{meta['model']} on {data.source} [{args.split}{', flip TTA' if args.tta else ''}]: "
-          f"accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}, n={m['n']}")
-    print("class".ljust(10) + "precision".rjust(10) + "recall".rjust(8) + "f1".rjust(8) + "n".rjust(6))
+          f"accuracy {m['accuracy']:.4f} (95% interval {lo:.4f}-{hi:.4f}), macro-F1 {m['macro_f1']:.4f}, n={m['n']}")
+    print("class".ljust(10) + "precision".rjust(10) + "recall".rjust(8) + "95% interval".rjust(14) + "f1".rjust(8)
+          + "n".rjust(6))
     for c, r in m["per_class"].items():
-        print(c.ljust(10) + f"{r['precision']:10.3f}{r['recall']:8.3f}{r['f1']:8.3f}{r['support']:6d}")
+        ci = "{:.3f}-{:.3f}".format(*r["recall_ci"]) if r["recall_ci"] else "-"
+        print(c.ljust(10) + f"{r['precision']:10.3f}{r['recall']:8.3f}{ci:>14}{r['f1']:8.3f}{r['support']:6d}")
     print("confusion (rows = true, columns = predicted, in the order above):")
     for c, row in zip(m["classes"], m["confusion"]):
         print(c[:8].ljust(10) + "".join(str(v).rjust(6) for v in row))
@@ -153,15 +156,21 @@ def plan_outputs(args: argparse.Namespace) -> list[tuple[Path | None, Path | Non
 def predict_photo(args: argparse.Namespace, predictor: Predictor, path: str, annotated: Path | None) -> dict:
     """One photo: every face's box and probabilities, printed (or returned for --json) and drawn with --annotate."""
     photo = faces.read_photo(path)
-    found = faces.predict_faces(predictor, photo, predictor.classes)
-    if not found:
+    found, how = ([], "crop") if args.crops else (faces.predict_faces(predictor, photo, predictor.classes), "detected")
+    if not found and (args.crops or max(photo.shape[:2]) <= faces.CROP_SIDE):
+        if not args.crops:  # plainly a face crop (a small picture, no face found in it): say what was done
+            print(f"fernb: {path}: no face found in this {photo.shape[1]}x{photo.shape[0]} picture, so it is classified "
+                  "whole, as a face crop (--crops does so for every input)", file=sys.stderr)
+        found, how = faces.predict_whole(predictor, photo, predictor.classes), "crop"
+    elif not found:
         print(f"fernb: {path}: no face found; try a larger, frontal, well-lit face", file=sys.stderr)
     if annotated:
         atomic_write(annotated, lambda tmp: faces.annotate(photo, found).save(tmp, quality=92))
     for i, f in enumerate([] if args.json else found):
         top = sorted(f["probs"].items(), key=lambda kv: -kv[1])[:3]
-        print(f"{path} face {i} at {f['box']}: " + ", ".join(f"{c} {p:.0%}" for c, p in top))
-    return {"image": path, "size": [photo.shape[1], photo.shape[0]], "faces": found}
+        where = "(the whole picture, a face crop)" if how == "crop" else f"face {i} at {f['box']}"
+        print(f"{path} {where}: " + ", ".join(f"{c} {p:.0%}" for c, p in top))
+    return {"image": path, "size": [photo.shape[1], photo.shape[0]], "path": how, "faces": found}
 
 
 def predict_video(args: argparse.Namespace, predictor: Predictor, path: str, annotated: Path | None,
@@ -298,6 +307,8 @@ def add_predict_parser(sub) -> None:
     s.add_argument("--checkpoint", help=CHECKPOINT_HELP)
     s.add_argument("--annotate", metavar="OUT_DIR", help="write each photo or video with boxes and labels into OUT_DIR")
     s.add_argument("--json", action="store_true", help="print JSON: per file, every face's box and probabilities")
+    s.add_argument("--crops", action="store_true", help="the photos are face crops already (CK+, FER-2013, your own "
+                   "cut-outs): classify each whole, grey and resized to 48x48, without face detection")
     s.add_argument("--force", action="store_true", help="overwrite annotated files and CSVs that exist already")
     g = s.add_argument_group("videos")
     g.add_argument("--csv", help="one row per face per analysed frame (time_s, frame, face_id, x, y, w, h, the class "

@@ -13,6 +13,7 @@ from fernb.data import FERData, load
 from fernb.device import autocast, cpu_bf16
 from fernb.errors import DataError
 from fernb.fast import for_inference
+from fernb.stats import wilson
 
 
 def tta_views(x: torch.Tensor, tta: bool) -> list[torch.Tensor]:
@@ -120,15 +121,17 @@ def load_split(meta: dict, source: str | os.PathLike | None, split: str) -> FERD
 
 
 def metrics(pred: Predictions) -> dict:
-    """Accuracy, macro-F1, per-class precision/recall/F1/support, and the confusion matrix (rows = true class)."""
+    """Accuracy with its 95% interval, macro-F1, per-class precision/recall (with its interval)/F1/support, and the
+    confusion matrix (rows = true class)."""
     from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
     y, p, k = pred.labels.numpy(), pred.preds.numpy(), list(range(len(pred.classes)))
     prec, rec, f1, support = precision_recall_fscore_support(y, p, labels=k, zero_division=0)
-    per_class = {c: {"precision": float(prec[i]), "recall": float(rec[i]), "f1": float(f1[i]), "support": int(support[i])}
-                 for i, c in enumerate(pred.classes)}
-    return {"n": len(pred), "accuracy": float((y == p).mean()), "macro_f1": float(f1_score(y, p, labels=k, average="macro",
-            zero_division=0)), "per_class": per_class, "confusion": confusion_matrix(y, p, labels=k).tolist(),
-            "classes": list(pred.classes)}
+    hits = np.bincount(y[y == p], minlength=len(k))
+    per_class = {c: {"precision": float(prec[i]), "recall": float(rec[i]), "recall_ci": wilson(hits[i], support[i]),
+                     "f1": float(f1[i]), "support": int(support[i])} for i, c in enumerate(pred.classes)}
+    return {"n": len(pred), "accuracy": float((y == p).mean()), "accuracy_ci": wilson(hits.sum(), len(y)),
+            "macro_f1": float(f1_score(y, p, labels=k, average="macro", zero_division=0)), "per_class": per_class,
+            "confusion": confusion_matrix(y, p, labels=k).tolist(), "classes": list(pred.classes)}
 
 
 def most_confused(pred: Predictions, k: int = 5) -> list[tuple[str, str, int]]:

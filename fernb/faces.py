@@ -16,6 +16,7 @@ from fernb.evaluate import Predictor, as_predictor
 # latency). Faces smaller than about 8% of the longest side (32 px at 400) are missed.
 DETECT_SIDE = 400
 MARGIN = 0.1  # FER-2013 crops are a little looser than a Haar box: grow it by 10% per side
+CROP_SIDE = 128  # a picture this small with no face found is taken as a face crop (FER-2013's are 48x48)
 
 
 @dataclass
@@ -104,6 +105,20 @@ def predict_faces(model, photo: np.ndarray, classes) -> list[dict]:
     probs = predict_crops(as_predictor(model, classes), [f.crop for f in faces])
     return [{"box": list(f.box), "label": classes[int(p.argmax())],
              "probs": {c: round(float(v), 5) for c, v in zip(classes, p)}} for f, p in zip(faces, probs)]
+
+
+def whole_face(photo: np.ndarray) -> np.ndarray:
+    """A picture that is a face crop already, grey and resized to 48x48 as FER-2013's faces are read."""
+    im = Image.fromarray(to_grey(photo))
+    return np.asarray(im if im.size == (IMAGE_SIZE, IMAGE_SIZE) else im.resize((IMAGE_SIZE, IMAGE_SIZE),
+                                                                                Image.Resampling.BICUBIC))
+
+
+def predict_whole(model, photo: np.ndarray, classes) -> list[dict]:
+    """The picture classified whole, as one face crop: its box is the whole picture."""
+    p = predict_crops(as_predictor(model, classes), [whole_face(photo)])[0]
+    return [{"box": [0, 0, photo.shape[1], photo.shape[0]], "label": classes[int(p.argmax())],
+             "probs": {c: round(float(v), 5) for c, v in zip(classes, p)}}]
 
 
 def annotate(photo: np.ndarray, faces: list[dict]) -> Image.Image:

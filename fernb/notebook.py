@@ -32,30 +32,84 @@ def notice(text: str) -> None:
     say(f"> **Note:** {text}")
 
 
-def get_data(data: str | None = None, download: bool | None = None) -> str:
-    """The data a notebook reads: data, else $FERNB_DATA, else data/fer2013 here or one folder up (the repo's, seen
-    from notebooks/); else, on Colab or when download=True, `fernb download` into data/fer2013 once, then reused;
-    else the synthetic faces, with a notice in the notebook's output."""
+def persist(keep: bool) -> Path | None:
+    """keep=True on Colab: mount Google Drive and keep the data and runs in MyDrive/fernb, so that they outlive the
+    runtime (Colab gives each notebook its own machine); returns that folder, or None where nothing is mounted."""
+    if not keep:
+        return None
+    if not on_colab():
+        notice("`persist = True` mounts Google Drive on Colab; here the data and runs stay where they are.")
+        return None
+    from google.colab import drive
+    mount = Path(os.environ.get("FERNB_DRIVE_MOUNT", "/content/drive"))  # the tests mount a folder of their own
+    drive.mount(str(mount))
+    home = mount / "MyDrive" / "fernb"
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["FERNB_HOME"] = str(home)  # data_home and runs_dir read it, in this notebook's kernel
+    notice(f"Google Drive is mounted: FER-2013 and your runs are kept in `{home}`, for every notebook of the series.")
+    return home
+
+
+def data_home() -> Path:
+    """Where the notebooks keep FER-2013: $FERNB_HOME/data (Drive, with persist), else the repo's data/ inside a
+    clone of fernb, else the user's data folder, so that each notebook of the series finds what one downloaded."""
+    if os.environ.get("FERNB_HOME"):
+        return Path(os.environ["FERNB_HOME"]) / DEFAULT_ROOT
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "fernb" / "__init__.py").is_file():
+            return folder / DEFAULT_ROOT
+    from platformdirs import user_data_dir
+    return Path(user_data_dir("fernb")) / "fer2013"
+
+
+def runs_dir() -> Path:
+    """Where notebook 03 writes its runs and 04-05 look for them: $FERNB_HOME/runs (Drive, with persist), else runs/."""
+    return Path(os.environ["FERNB_HOME"]) / "runs" if os.environ.get("FERNB_HOME") else Path("runs")
+
+
+def get_data(data: str | None = None, download: bool = True) -> str:
+    """The data a notebook reads: data, else $FERNB_DATA, else ./data/fer2013, else data_home() (the repo's data/,
+    Drive's, or the user's); else, unless download=False, `fernb download` into data_home() once, with a progress
+    bar; else (offline) the synthetic faces, with a notice in the notebook's output."""
     source = resolve_source(data)  # data, $FERNB_DATA, ./data/fer2013, else "synthetic": the CLI's order
     if source == "synthetic" and (data or os.environ.get("FERNB_DATA")):
         notice("synthetic cartoon faces stand in for FER-2013, as asked: every number and figure below is about them.")
         return source
     if source != "synthetic":
         return source
-    if (Path("..") / DEFAULT_ROOT).is_dir():  # the repo's data/, seen from notebooks/
-        return str(Path("..") / DEFAULT_ROOT)
-    if on_colab() if download is None else download:
-        from fernb.download import EXPECTED, REPO_URL
-        from fernb.download import download as fetch
-        url = os.environ.get("FERNB_DATA_URL", REPO_URL)  # a mirror of your own (its counts are not checked)
-        notice(f"FER-2013 is not here yet: downloading it into `{DEFAULT_ROOT}` (once; the next notebooks reuse it).")
+    home = data_home()
+    return str(home) if home.is_dir() else fetch_or_stand_in(home, download)
+
+
+def fetch_or_stand_in(home: Path, download: bool) -> str:
+    """Download FER-2013 into home (nothing half-written if it fails), else the synthetic faces with a notice."""
+    from fernb.download import EXPECTED, REPO_URL
+    from fernb.download import download as fetch
+    url = os.environ.get("FERNB_DATA_URL", REPO_URL)  # a mirror of your own (its counts are not checked)
+    if download:
+        notice(f"FER-2013 is not here yet: downloading it into `{home}` (35,887 faces, about 60 MB, from {url}; "
+               "once, then every notebook finds it there).")
         try:
-            return str(fetch(DEFAULT_ROOT, url=url, expected=EXPECTED if url == REPO_URL else None))
+            return str(fetch(home, url=url, expected=EXPECTED if url == REPO_URL else None))
         except FernbError as e:
             notice(f"the download failed ({e}).")
     notice("no FER-2013 found, so **synthetic cartoon faces** stand in: every number and figure below is about "
-           "them, not FER-2013. Get the data with `fernb download data/fer2013`, or pass `data=` to this notebook.")
+           f"them, not FER-2013. Get the data with `fernb download {home}`, or pass `data=` to this notebook.")
     return "synthetic"
+
+
+def models_to_show(given: str | os.PathLike | None = None) -> dict[str, Path]:
+    """The checkpoints notebooks 04 and 05 show, the student's run first; says in plain view when there is no run
+    of notebook 03 to show, and what stands in for it."""
+    from fernb.checkpoint import CONFIG, checkpoints
+    latest = runs_dir() / "latest"
+    found = checkpoints(given, latest)
+    if given is None and not (latest / CONFIG).is_file():
+        why = (" Colab gives each notebook its own machine, so notebook 03's run is not here: set `persist = True` in "
+               "03 and here to keep it on Google Drive." if on_colab() else " Run notebook 03 first to see your own.")
+        notice(f"no run of notebook 03 in `{latest}`, so this notebook shows the {next(iter(found))}.{why}")
+    return found
 
 
 def budget(epochs: int | None, minutes: float | None) -> dict:

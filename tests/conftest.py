@@ -58,6 +58,7 @@ def write_csv(pool: Pool, path: Path) -> None:
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Keep every test's user cache in a temp dir, so tests never share or leave state."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))  # where notebooks download to
     monkeypatch.delenv("FERNB_CACHE_DIR", raising=False)
 
 

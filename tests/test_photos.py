@@ -111,3 +111,28 @@ def test_onnx_export_matches_torch(ckpt, tmp_path, capsys):
     model, _ = load_ckpt(ckpt)
     faces_ = torch.from_numpy(read_pool("synthetic").images[:37])  # a batch size unlike the export's
     assert onnx_parity(model, tmp_path / "m.onnx", faces_) <= 1e-4
+
+
+def test_face_crops_are_classified_whole_as_fer2013_faces_are(tmp_path, capsys):
+    """--crops: every input is a face already; a small picture with no face found is taken as one, and says so."""
+    from fernb.checkpoint import load_model
+    from fernb.cli import main
+    from fernb.evaluate import Predictor
+    from fernb.synthetic import synthetic_faces
+    faces, _ = synthetic_faces({"happy": 3, "sad": 3}, 0, 48)
+    paths = []
+    for i, face in enumerate(faces):
+        paths.append(tmp_path / f"crop{i}.png")
+        Image.fromarray(face).save(paths[-1])
+    assert main(["predict", "--crops", "--json", *map(str, paths)]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert [r["path"] for r in results] == ["crop"] * len(paths) and all(len(r["faces"]) == 1 for r in results)
+    model, meta = load_model()
+    want = Predictor(model, meta["classes"]).probs(torch.from_numpy(faces), tta=True)  # as evaluate scores them
+    got = torch.tensor([[r["faces"][0]["probs"][c] for c in meta["classes"]] for r in results])
+    assert torch.allclose(got, want, atol=1e-4)
+    assert main(["predict", "--json", str(paths[0])]) == 0  # no --crops: a 48x48 picture is still taken as a crop
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)[0]["path"] in ("crop", "detected")
+    if json.loads(captured.out)[0]["path"] == "crop":
+        assert "classified whole, as a face crop" in captured.err

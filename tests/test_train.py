@@ -350,9 +350,9 @@ def test_notebook_04_compares_the_packaged_model_with_the_last_run(trained, tmp_
     assert checkpoints() == {"packaged model": packaged_checkpoint()}  # no runs/latest here yet
     import shutil
     shutil.copytree(trained[0], tmp_path / "runs" / "latest")
-    found = checkpoints()
-    assert list(found.values()) == [packaged_checkpoint(), Path("runs/latest")]
-    assert list(found) == ["packaged model", "your run (runs/latest)"]
+    found = checkpoints()  # the student's run first, the packaged model beside it as a reference
+    assert list(found.values()) == [Path("runs/latest"), packaged_checkpoint()]
+    assert list(found) == ["your run (runs/latest)", "packaged model"]
     assert checkpoints(trained[0]) == {f"checkpoint {trained[0]}": trained[0]}
 
 
@@ -441,3 +441,13 @@ def test_resume_refuses_options_that_would_change_the_run(tmp_path, capsys):
         err = capsys.readouterr().err
         assert says in err and err.count("\n") == 1, err
     assert main(["train", "--data", "synthetic", "--out", str(tmp_path), "--resume", "--epochs", "1", "--json"]) == 0
+
+
+def test_what_a_budget_buys_is_measured_before_training(synth, monkeypatch):
+    import fernb.budget
+    monkeypatch.setattr(fernb.budget, "seconds_per_step", lambda *a, **k: 0.5)  # a fake CPU: half a second a step
+    steps = len(synth["train"]) // 64
+    plan = fernb.budget.what_it_buys(TrainConfig.short(model="fernet_s", minutes=2, batch_size=64), synth["train"])
+    assert plan["epoch_seconds"] == 0.5 * steps and plan["epochs"] == int(120 / (0.5 * steps * 1.1))
+    plan = fernb.budget.what_it_buys(TrainConfig(model="fernet_s", epochs=7, batch_size=64), synth["train"])
+    assert plan["epochs"] == 7 and plan["minutes"] == pytest.approx(7 * 0.5 * steps * 1.1 / 60)
