@@ -19,13 +19,16 @@ from fernb.train import PRECISIONS, STATE, TrainConfig, fit
 
 # the `fernb train` options that set a TrainConfig field; None in args: not given, TrainConfig's default
 TRAIN_OPTIONS = ("model", "epochs", "minutes", "batch_size", "lr", "seed", "class_weights", "device", "precision")
-DATA_HELP = "FER-2013 folder, fer2013.csv or 'synthetic' (default: $FERNB_DATA, ./data/fer2013)"
+DATA_HELP = ("FER-2013 folder (ROOT/{train,test}/<class>/, or a flat ROOT/<class>/ taken as a test split; any of the "
+             "classes, under their own or the usual other names), fer2013.csv or 'synthetic' (default: $FERNB_DATA, "
+             "./data/fer2013)")
+SKIP_HELP = "leave out class folders that are none of the model's classes (contempt, say), and say how many faces"
 CHECKPOINT_HELP = "checkpoint directory (default: $FERNB_CHECKPOINT, the packaged model, else runs/latest)"
 
 
 def cmd_info(args: argparse.Namespace) -> None:
     """Print the layout, counts per split and class, and image size of a source."""
-    info = describe(read_pool(args.data), args.val_fraction, args.seed)
+    info = describe(read_pool(args.data, args.skip_unknown), args.val_fraction, args.seed)
     if args.json:
         print(json.dumps(info, indent=2))
         return
@@ -76,7 +79,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     out = check_output(args.out or checkpoint.RUNS_DEFAULT, folder=True, inputs=[resolve_source(args.data)])
     cfg, holdout = train_config(args, out)  # every option checked first
     check_run_folder(out, args.resume, args.force)  # before reading the data: fit claims it again, and locks it
-    train, val = load_train_val(args.data, **holdout)
+    train, val = load_train_val(args.data, **holdout, skip_unknown=args.skip_unknown)
     summary = fit(train, val, cfg, out=out, resume=args.resume, progress=not args.json, force=args.force)
     summary.pop("network")
     if args.json:
@@ -90,7 +93,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     """Accuracy, macro-F1, per-class scores and confusion matrix of a checkpoint on one split."""
     model, meta = checkpoint.load_model(args.checkpoint)
-    data = load_split(meta, args.data, args.split)
+    data = load_split(meta, args.data, args.split, pool=read_pool(args.data, args.skip_unknown))
     m = metrics(predict(model, data, tta=args.tta))
     m.update(split=args.split, tta="flip" if args.tta else None, model=meta["model"], source=data.source)
     if args.json:
@@ -104,9 +107,11 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     for c, r in m["per_class"].items():
         ci = "{:.3f}-{:.3f}".format(*r["recall_ci"]) if r["recall_ci"] else "-"
         print(c.ljust(10) + f"{r['precision']:10.3f}{r['recall']:8.3f}{ci:>14}{r['f1']:8.3f}{r['support']:6d}")
-    print("confusion (rows = true, columns = predicted, in the order above):")
+    print("confusion (rows = true, columns = predicted):")
+    print(" " * 10 + "".join(c[:5].rjust(6) for c in m["classes"]))
     for c, row in zip(m["classes"], m["confusion"]):
-        print(c[:8].ljust(10) + "".join(str(v).rjust(6) for v in row))
+        if c in m["per_class"]:  # a class the faces lack has an empty row
+            print(c[:8].ljust(10) + "".join(str(v).rjust(6) for v in row))
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -227,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("info", help="show what a data source holds")
     s.add_argument("--data", help=DATA_HELP)
+    s.add_argument("--skip-unknown", action="store_true", help=SKIP_HELP)
     s.add_argument("--val-fraction", type=float, default=0.1, help="hold-out carved from train (default 0.1)")
     s.add_argument("--seed", type=int, default=0, help="seed of that hold-out (default 0)")
     s.add_argument("--json", action="store_true", help="print JSON")
@@ -241,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("evaluate", help="score a checkpoint on one split")
     s.add_argument("--data", help=DATA_HELP)
+    s.add_argument("--skip-unknown", action="store_true", help=SKIP_HELP)
     s.add_argument("--split", default="test", help="train, val, test, publictest or privatetest (default test)")
     s.add_argument("--checkpoint", help=CHECKPOINT_HELP)
     s.add_argument("--tta", action="store_true", help="average each face with its mirror image")
@@ -273,6 +280,7 @@ def add_train_parser(sub) -> None:
     s = sub.add_parser("train", help="train a model; the kept epoch is chosen on val")
     g = s.add_argument_group("data")
     g.add_argument("--data", help=DATA_HELP)
+    g.add_argument("--skip-unknown", action="store_true", help=SKIP_HELP)
     g.add_argument("--val-fraction", type=float, help="hold-out carved from train for selection (default 0.1); "
                    "0: all of train, last epoch kept")
     g = s.add_argument_group("model and recipe")

@@ -58,11 +58,11 @@ def load(source: str | os.PathLike | None = None, split: str = "train", val_frac
 
 
 def load_train_val(source: str | os.PathLike | None = None, val_fraction: float = 0.1, seed: int = 0,
-                   pool: Pool | None = None) -> tuple[FERData, FERData | None]:
+                   pool: Pool | None = None, skip_unknown: bool = False) -> tuple[FERData, FERData | None]:
     """The (train, val) pair that fit takes; val_fraction 0: all of train and no val (the last epoch is kept)."""
     if val_fraction != 0:
         check_holdout(val_fraction, seed)  # before reading the source: a bad option fails at once
-    pool = pool or read_pool(source)
+    pool = pool or read_pool(source, skip_unknown)
     if val_fraction == 0:
         return load(split="train", val_fraction=0, seed=seed, pool=pool), None
     return load(split="train", val_fraction=val_fraction, seed=seed, pool=pool), \

@@ -62,7 +62,7 @@ def git_clone(url: str, dest: Path) -> None:
 
 def verify(root: str | Path, expected: dict[str, int] | None = EXPECTED) -> dict[str, int]:
     """Count images per split folder and compare with the expected counts; returns the counts."""
-    files = scan_folder(Path(root))
+    files, _ = scan_folder(Path(root))
     counts = {"train": 0, "test": 0}
     for usage, *_ in files:
         counts["train" if usage == "Training" else "test"] += 1

@@ -104,15 +104,15 @@ def predict(model: torch.nn.Module | Predictor, data: FERData, tta: bool = False
     return Predictions(predictor.probs(data.images, tta), labels, predictor.classes, data.images)
 
 
-def load_split(meta: dict, source: str | os.PathLike | None, split: str) -> FERData:
+def load_split(meta: dict, source: str | os.PathLike | None, split: str, pool=None) -> FERData:
     """A split of source carved as the checkpoint's training run carved it, so that val never holds training faces."""
     holdout = meta.get("holdout") or {"val_fraction": 0, "seed": 0}  # no record: the model may have seen all of train
     if split == "val" and not (meta.get("n_val") and holdout["val_fraction"]):
         raise DataError(f"this {meta['model']} checkpoint was trained with no val hold-out (--val-fraction 0, or no "
                         "record of one), so there is no val split to score it on; use --split test")
-    data = load(source, split, **holdout)
+    data = load(source, split, **holdout, pool=pool)
     if split in ("train", "val") and meta.get("train_key"):  # else val could hold faces the model trained on
-        train = data if split == "train" else load(source, "train", **holdout)
+        train = data if split == "train" else load(source, "train", **holdout, pool=pool)
         if train.fingerprint() != meta["train_key"]:
             raise DataError(f"{data.source}: not the data this {meta['model']} checkpoint was trained on, so its "
                             f"{split} split is not the one it was carved from; score --split test, or pass the "
@@ -121,16 +121,17 @@ def load_split(meta: dict, source: str | os.PathLike | None, split: str) -> FERD
 
 
 def metrics(pred: Predictions) -> dict:
-    """Accuracy with its 95% interval, macro-F1, per-class precision/recall (with its interval)/F1/support, and the
-    confusion matrix (rows = true class)."""
+    """Accuracy with its 95% interval, macro-F1 and per-class precision/recall (with its interval)/F1/support over
+    the classes the faces have, and the confusion matrix over all the model's classes (rows = true class)."""
     from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
     y, p, k = pred.labels.numpy(), pred.preds.numpy(), list(range(len(pred.classes)))
+    present = [i for i in k if (y == i).any()] or k
     prec, rec, f1, support = precision_recall_fscore_support(y, p, labels=k, zero_division=0)
     hits = np.bincount(y[y == p], minlength=len(k))
-    per_class = {c: {"precision": float(prec[i]), "recall": float(rec[i]), "recall_ci": wilson(hits[i], support[i]),
-                     "f1": float(f1[i]), "support": int(support[i])} for i, c in enumerate(pred.classes)}
+    per_class = {pred.classes[i]: {"precision": float(prec[i]), "recall": float(rec[i]), "f1": float(f1[i]),
+                                   "recall_ci": wilson(hits[i], support[i]), "support": int(support[i])} for i in present}
     return {"n": len(pred), "accuracy": float((y == p).mean()), "accuracy_ci": wilson(hits.sum(), len(y)),
-            "macro_f1": float(f1_score(y, p, labels=k, average="macro", zero_division=0)), "per_class": per_class,
+            "macro_f1": float(f1_score(y, p, labels=present, average="macro", zero_division=0)), "per_class": per_class,
             "confusion": confusion_matrix(y, p, labels=k).tolist(), "classes": list(pred.classes)}
 
 

@@ -22,7 +22,10 @@ from fernb.files import atomic_write
 CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")  # canonical: alphabetical, as the folders
 CSV_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")  # Kaggle's fer2013.csv emotion ids
 IMAGE_SIZE = 48
-USAGES = ("Training", "PublicTest", "PrivateTest", "Test")  # "Test": a test/ file whose name names neither half
+USAGES = ("Training", "PublicTest", "PrivateTest", "Test")
+# the names other datasets give these classes (CK+, JAFFE, RAF-DB, AffectNet folders), mapped onto CLASSES by name
+SYNONYMS = {"anger": "angry", "disgusted": "disgust", "fearful": "fear", "happiness": "happy", "sadness": "sad",
+            "surprised": "surprise"}  # "Test": a test/ file whose name names neither half
 DEFAULT_ROOT = Path("data/fer2013")
 _CACHE_VERSION = "1"
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -58,8 +61,9 @@ def synthetic_notice(asked: bool) -> str:
             "FER-2013 results. Get the data: fernb download data/fer2013")
 
 
-def read_pool(source: str | os.PathLike | None = None) -> Pool:
-    """Read every image of a source (folder, CSV or 'synthetic'), through the on-disk cache."""
+def read_pool(source: str | os.PathLike | None = None, skip_unknown: bool = False) -> Pool:
+    """Read every image of a source (folder, CSV or 'synthetic'), through the on-disk cache; skip_unknown leaves
+    out class folders that are none of CLASSES, and says how many faces that left out."""
     src = resolve_source(source)
     if src == "synthetic":
         print(synthetic_notice(asked=str(source) == "synthetic"), file=sys.stderr)
@@ -69,8 +73,9 @@ def read_pool(source: str | os.PathLike | None = None) -> Pool:
         raise DataError(f"{path}: no such file or folder; pass a FER-2013 folder (train/ and/or test/) or fer2013.csv, "
                         "or fetch it with `fernb download data/fer2013`")
     if path.is_dir():
-        files = scan_folder(path)
+        files, notes = scan_folder(path, skip_unknown)
         pool = _cached(path, _fingerprint_files(path, files), lambda: _read_folder(path, files))
+        say_what_was_mapped(path, notes)
     elif path.suffix.lower() == ".csv":
         st = path.stat()
         pool = _cached(path.parent, f"csv|{path.resolve()}|{st.st_size}|{st.st_mtime_ns}", lambda: read_csv(path))
@@ -92,37 +97,59 @@ def synthetic_pool(seed: int = 0) -> Pool:
 # ---------------------------------------------------------------- the public folder layout
 
 
-def scan_folder(root: Path) -> list[tuple[str, int, str, int, int]]:
-    """List (usage, class index, path, size, mtime) of every image under ROOT/{train,test}/<class>/, checking the layout."""
-    split_dirs = [d for d in ("train", "test") if (root / d).is_dir()]
-    if not split_dirs:
-        raise DataError(f"{root}: found neither train/ nor test/; expected ROOT/train/<class>/*.jpg and/or "
-                        "ROOT/test/<class>/*.jpg (fetch it with `fernb download DEST`)")
-    files = []
-    for d in split_dirs:
-        check_class_folders(root / d)
-        for label, c in enumerate(CLASSES):
+def scan_folder(root: Path, skip_unknown: bool = False) -> tuple[list[tuple[str, int, str, int, int]], dict]:
+    """List (usage, class index, path, size, mtime) of every image in the folder layout ROOT/{train,test}/<class>/,
+    or a flat ROOT/<class>/ taken as one test split; and what was mapped, left out or missing on the way.
+    Class folders may be any subset of CLASSES, under their own names or the usual other ones (SYNONYMS)."""
+    splits = [(root / d, d) for d in ("train", "test") if (root / d).is_dir()] or [(root, "test")]
+    files, notes = [], {"mapped": {}, "skipped": 0, "missing": set(CLASSES)}
+    for folder, d in splits:
+        for name, label in class_folders(folder, skip_unknown, notes).items():
             # os.scandir, not Path.iterdir: the listing and stat of 36k files stays well under a second
-            with os.scandir(root / d / c) as it:
+            with os.scandir(folder / name) as it:
                 entries = sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
             if not entries:
-                raise DataError(f"{root / d / c}: class folder is empty; add its images or re-download the dataset")
+                raise DataError(f"{folder / name}: class folder is empty; add its images or re-download the dataset")
             for e in entries:
                 st = e.stat()
                 files.append((usage_of(d, e.name), label, e.path, st.st_size, st.st_mtime_ns))
-    return files
+    if not files:
+        raise DataError(f"{root}: found neither train/ nor test/ (nor class folders); expected ROOT/train/<class>/*.jpg "
+                        "and/or ROOT/test/<class>/*.jpg, or ROOT/<class>/*.jpg (fetch FER-2013 with `fernb download DEST`)")
+    return files, notes
 
 
-def check_class_folders(split_dir: Path) -> None:
-    """Refuse a split folder whose class folders are not exactly FER-2013's seven."""
+def class_folders(split_dir: Path, skip_unknown: bool, notes: dict) -> dict[str, int]:
+    """The class folders of one split, each mapped by name (never by position) onto an index into CLASSES."""
     found = sorted(p.name for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
-    unknown, missing = sorted(set(found) - set(CLASSES)), [c for c in CLASSES if c not in found]
-    if unknown:
-        raise DataError(f"{split_dir}: unknown class folder(s) {', '.join(unknown)}; "
-                        f"FER-2013 has exactly {', '.join(CLASSES)}: rename or remove them")
-    if missing:
-        raise DataError(f"{split_dir}: missing class folder(s) {', '.join(missing)}; "
-                        f"FER-2013 has exactly {', '.join(CLASSES)}: add them")
+    to_class = {f: SYNONYMS.get(f.lower(), f.lower()) for f in found}
+    unknown = [f for f, c in to_class.items() if c not in CLASSES]
+    if unknown and not skip_unknown:
+        raise DataError(f"{split_dir}: class folder(s) {', '.join(unknown)} are not among fernb's classes "
+                        f"({', '.join(CLASSES)}, or anger, sadness, ...); rename them, or pass --skip-unknown to "
+                        "leave them out")
+    notes["skipped"] += sum(sum(1 for _ in (split_dir / f).iterdir()) for f in unknown)
+    kept = {f: c for f, c in to_class.items() if c in CLASSES}
+    for c in set(kept.values()):
+        same = [f for f, k in kept.items() if k == c]
+        if len(same) > 1:
+            raise DataError(f"{split_dir}: folders {' and '.join(same)} would both be class {c}; merge them into one")
+    notes["mapped"].update({f: c for f, c in kept.items() if f != c})
+    notes["missing"] -= set(kept.values())
+    return {f: CLASSES.index(c) for f, c in kept.items()}
+
+
+def say_what_was_mapped(path: Path, notes: dict) -> None:
+    """One line each for class folders read under another name, faces left out, and classes the source lacks."""
+    if notes["mapped"]:
+        print(f"fernb: {path}: class folders mapped by name: "
+              + ", ".join(f"{f} -> {c}" for f, c in sorted(notes["mapped"].items())), file=sys.stderr)
+    if notes["skipped"]:
+        print(f"fernb: {path}: left out {notes['skipped']} files in class folders fernb does not know (--skip-unknown)",
+              file=sys.stderr)
+    if notes["missing"]:
+        print(f"fernb: {path}: holds no faces of {', '.join(sorted(notes['missing']))}; scores cover the classes "
+              "it has", file=sys.stderr)
 
 
 def usage_of(split_dir: str, name: str) -> str:

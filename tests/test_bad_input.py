@@ -1,6 +1,7 @@
 """Every kind of bad input gets one clear line naming the culprit, and the CLI exits 2 without a traceback."""
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -33,12 +34,15 @@ def test_folder_without_splits(capsys, tmp_path):
 
 def test_unknown_class_folder(capsys, tiny_root):
     (tiny_root / "train" / "contempt").mkdir()
-    fails(capsys, ["info", "--data", str(tiny_root)], "contempt", "unknown class")
+    fails(capsys, ["info", "--data", str(tiny_root)], "contempt", "not among fernb's classes", "--skip-unknown")
 
 
-def test_missing_class_folder(capsys, tiny_root):
+def test_missing_class_folder_is_a_subset_and_said(capsys, tiny_root):
     shutil.rmtree(tiny_root / "test" / "disgust")
-    fails(capsys, ["info", "--data", str(tiny_root)], "disgust", "missing class")
+    assert main(["info", "--data", str(tiny_root), "--json"]) == 0
+    out = capsys.readouterr()
+    assert "holds no faces of disgust" not in out.err  # train/ still has disgust
+    assert json.loads(out.out)["splits"]["test"]["per_class"]["disgust"] == 0
 
 
 def test_empty_class_folder(capsys, tiny_root):

@@ -145,3 +145,42 @@ def test_real_fer2013_csv_round_trip(real_root, tmp_path):
     for split in ("train", "val", "test", "publictest"):
         a, b = load(split=split, pool=pool), load(split=split, pool=back)
         assert a.counts() == b.counts() and torch.equal(a.labels, b.labels), split
+
+
+def test_any_labelled_folder_evaluates_on_the_classes_it_has(tmp_path, capsys):
+    """CK+-style: six classes, other names, no train/: a flat folder is one test split, mapped by name (issue 25)."""
+    import json
+    import shutil
+
+    from fernb.cli import main
+    write_folder(tmp_path / "fer", per_class=4, splits=("test",))
+    flat = tmp_path / "ck"
+    shutil.copytree(tmp_path / "fer" / "test", flat)
+    shutil.rmtree(flat / "neutral")
+    (flat / "angry").rename(flat / "anger")
+    (flat / "happy").rename(flat / "Happiness")
+    assert main(["evaluate", "--data", str(flat), "--json"]) == 0
+    out = capsys.readouterr()
+    m = json.loads(out.out)
+    assert m["n"] == 24 and sorted(m["per_class"]) == sorted(set(CLASSES) - {"neutral"})
+    assert "Happiness -> happy" in out.err and "anger -> angry" in out.err and "no faces of neutral" in out.err
+    # the faces are the same as in the FER-2013 layout, so the scores are too
+    assert main(["evaluate", "--data", str(tmp_path / "fer"), "--json"]) == 0
+    whole = json.loads(capsys.readouterr().out)
+    assert m["per_class"]["happy"] == whole["per_class"]["happy"]
+
+
+def test_a_class_the_model_lacks_is_refused_or_left_out(tmp_path, capsys):
+    from fernb.cli import main
+    write_folder(tmp_path / "fer", per_class=4, splits=("test",))
+    extra = tmp_path / "fer" / "test" / "contempt"
+    extra.mkdir()
+    for i in range(3):
+        (extra / f"c{i}.png").write_bytes((tmp_path / "fer" / "test" / "sad").iterdir().__next__().read_bytes())
+    assert main(["evaluate", "--data", str(tmp_path / "fer")]) == 2
+    assert "contempt" in capsys.readouterr().err
+    assert main(["evaluate", "--data", str(tmp_path / "fer"), "--skip-unknown", "--json"]) == 0
+    assert "left out 3 files" in capsys.readouterr().err
+    (tmp_path / "fer" / "test" / "anger").mkdir()
+    assert main(["evaluate", "--data", str(tmp_path / "fer"), "--skip-unknown"]) == 2
+    assert "would both be class angry" in capsys.readouterr().err
