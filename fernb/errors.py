@@ -51,11 +51,12 @@ def check_number(name: str, value, lo: float, hi: float | None = None, *, whole:
         raise error(f"{name}={value!r}: must be {'a whole number' if whole else 'a number'} {bound}")
 
 
-def check_type(name: str, value, kind: type, error: type[FernbError] = ConfigError) -> None:
+def check_type(name: str, value, kind: type | tuple[type, ...], error: type[FernbError] = ConfigError) -> None:
     """Refuse, in one line naming the option, a value of the wrong type (a bool is not a number, nor a number a bool)."""
-    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-        raise error(f"{name}={value!r}: must be {kind.__name__ if kind is not bool else 'True or False'}, "
-                    f"not {type(value).__name__}")
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if not isinstance(value, kinds) or (bool not in kinds and isinstance(value, bool)):
+        wanted = " or ".join("True or False" if k is bool else k.__name__ for k in kinds)
+        raise error(f"{name}={value!r}: must be {wanted}, not {type(value).__name__}")
 
 
 def check_choice(name: str, value, choices, error: type[FernbError] = ConfigError) -> None:

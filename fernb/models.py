@@ -42,9 +42,11 @@ class FERNet(nn.Module):
         return self.head(self.features(x))
 
 
-def create_model(name: str = "fernet", num_classes: int = 7, in_chans: int = 1, pretrained: bool = False,
+def create_model(name: str = "fernet", num_classes: int = 7, in_chans: int = 1, pretrained: bool | str = False,
                  drop: float | None = None) -> nn.Module:
-    """Build a model by name: a FERNet size, or any timm architecture (e.g. 'efficientnet_b0'); drop: head dropout."""
+    """Build a model by name: a FERNet size, or any timm architecture (e.g. 'efficientnet_b0'); drop: head dropout.
+    pretrained: True starts a timm model from its ImageNet weights (downloaded once), a path from a weights file;
+    timm folds the RGB stem into one grey channel (in_chans=1) and makes a new classifier for num_classes."""
     if name in FERNETS:
         if pretrained:
             raise ModelError(f"{name} has no pretrained weights; train it (fernb train) or use the packaged checkpoint")
@@ -56,12 +58,16 @@ def create_model(name: str = "fernet", num_classes: int = 7, in_chans: int = 1, 
         raise ModelError(f"unknown model {name!r}; {hint}")
     try:
         extra = {} if drop is None else {"drop_rate": drop}
-        model = timm.create_model(name, pretrained=pretrained, num_classes=num_classes, in_chans=in_chans, **extra)
-    except (OSError, RuntimeError, ValueError) as e:  # hub unreachable, no weights for this name, ...
+        if isinstance(pretrained, str):  # a local weights file, in place of the hub's
+            extra["pretrained_cfg_overlay"] = {"file": pretrained}
+        model = timm.create_model(name, pretrained=bool(pretrained), num_classes=num_classes, in_chans=in_chans,
+                                  **extra)
+    except Exception as e:  # noqa: BLE001 - hub unreachable, no weights for this name, a bad file: one line each
         if not pretrained:
             raise
         raise ModelError(f"could not get pretrained weights for {name!r} ({e.__class__.__name__}: "
-                         f"{str(e).splitlines()[0][:120]}); check the network, or pass pretrained=False") from None
+                         f"{(str(e).splitlines() or [''])[0][:120]}); they come from the Hugging Face hub over the "
+                         "network: check it, give a local weights file, or train from scratch") from None
     check_input_size(model, name, in_chans)
     return model
 

@@ -27,6 +27,21 @@ def say(text: str) -> None:
         print(text)
 
 
+class ClaimError(AssertionError):
+    """A sentence that a notebook's own numbers no longer support: the notebook stops instead of printing it."""
+
+
+def claim(holds: bool, sentence: str, otherwise: str | None = None) -> str:
+    """The sentence the numbers support, computed from the same object the figure draws: `sentence` when `holds`,
+    else `otherwise`; with no `otherwise`, a rerun on other data whose numbers break the claim fails right here,
+    so no notebook ever prints a sentence that is false about its figure."""
+    if holds:
+        return sentence
+    if otherwise is None:
+        raise ClaimError(f"the numbers above no longer support this sentence: {sentence!r}")
+    return otherwise
+
+
 def notice(text: str) -> None:
     """Show a notice in the notebook's own output, in plain view (not on stderr alone)."""
     say(f"> **Note:** {text}")

@@ -51,7 +51,7 @@ class TrainConfig:
     drop: float | None = None  # dropout before the classifier; None: the model's own default (FERNet 0.2)
     class_weights: bool = False  # weight the loss by inverse class frequency (disgust is 1.5% of train)
     augment: AugmentConfig = field(default_factory=lambda: DEFAULT)
-    pretrained: bool = False
+    pretrained: bool | str = False  # a timm model from ImageNet weights (True), or from a local weights file
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"  # auto | bf16 | fp16 | fp32
@@ -86,8 +86,8 @@ def check_config(cfg: TrainConfig) -> None:
     for name in ("warmup", "label_smoothing", "ema_decay"):
         check_number(name, getattr(cfg, name), 0, 1)
     check_number("drop", cfg.drop, 0, 1, optional=True)
-    for name in ("class_weights", "pretrained"):
-        check_type(name, getattr(cfg, name), bool)
+    check_type("class_weights", cfg.class_weights, bool)
+    check_type("pretrained", cfg.pretrained, (bool, str))
     check_type("augment", cfg.augment, AugmentConfig)
     check_number("seed", cfg.seed, 0, whole=True)
     check_type("device", cfg.device, str)

@@ -125,3 +125,34 @@ def test_only_plain_2x2_max_pools_are_swapped():
     for pool in (nn.MaxPool2d(3, 2, 1), nn.MaxPool2d(2, 1), nn.MaxPool2d(2, ceil_mode=True), MaxPool2dSame(2, 2),
                  nn.AvgPool2d(2)):
         assert not _is_2x2(pool), pool
+
+
+def test_a_timm_model_fine_tunes_from_a_local_weights_file(tmp_path):
+    """TrainConfig(pretrained=FILE): timm reads the file in place of the hub, folds the RGB stem into one grey
+    channel and makes a new head; the backbone starts equal to the file's weights (issue 26)."""
+    import timm
+    from safetensors.torch import save_file
+    imagenet = timm.create_model("resnet10t", num_classes=1000)  # stands in for downloaded ImageNet weights
+    save_file(imagenet.state_dict(), str(tmp_path / "w.safetensors"))
+    model = create_model("resnet10t", num_classes=7, pretrained=str(tmp_path / "w.safetensors"))
+    assert torch.equal(model.layer1[0].conv1.weight, imagenet.layer1[0].conv1.weight)
+    assert torch.allclose(model.conv1[0].weight[:, 0], imagenet.conv1[0].weight.sum(1))  # grey = R + G + B
+    assert model.fc.out_features == 7
+    from fernb.data import load, read_pool
+    from fernb.train import fit
+    pool = read_pool("synthetic")
+    run = fit(load(split="train", pool=pool), None, TrainConfig(model="resnet10t", epochs=1, batch_size=64,
+                                                               pretrained=str(tmp_path / "w.safetensors")), progress=False)
+    assert run["epochs_run"] == 1 and run["config"]["pretrained"] == str(tmp_path / "w.safetensors")
+
+
+def test_pretrained_weights_that_cannot_be_had_are_one_line(capsys, monkeypatch, tmp_path):
+    from fernb.cli import main
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # as offline as this machine, without waiting on the network
+    assert main(["train", "--data", "synthetic", "--model", "resnet10t", "--pretrained", "--epochs", "1",
+                 "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) >= 1 and "resnet10t" in err[-1] and "network" in err[-1] and "Traceback" not in "\n".join(err)
+    assert main(["train", "--data", "synthetic", "--model", "fernet_s", "--pretrained", "--epochs", "1",
+                 "--out", str(tmp_path / "run")]) == 2
+    assert "has no pretrained weights" in capsys.readouterr().err

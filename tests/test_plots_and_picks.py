@@ -121,3 +121,14 @@ def test_layer_table_follows_the_face_through_the_model():
     table = layer_table(model)
     assert table["output shape"].iloc[0] == (16, 48, 48) and table["output shape"].iloc[-1] == (7,)
     assert table["parameters"].sum() == count_parameters(model)
+
+
+def test_a_claim_is_the_branch_its_numbers_support():
+    from fernb.notebook import ClaimError, claim
+    accs = {"happy": 0.87, "disgust": 0.50}
+    best = max(accs, key=accs.get)
+    assert claim(accs[best] > 0.8, f"{best} is recognised best", "no class passes 80%") == "happy is recognised best"
+    assert claim(accs["disgust"] > 0.8, "disgust passes 80%", "disgust stays below 80%") == "disgust stays below 80%"
+    assert claim(sorted(accs.values()) == [0.50, 0.87], "sorted") == "sorted"
+    with pytest.raises(ClaimError, match="no longer support"):
+        claim(accs["disgust"] > accs["happy"], "disgust beats happy")  # no other branch: the notebook stops
