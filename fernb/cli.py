@@ -18,8 +18,8 @@ from fernb.files import atomic_write, check_output, check_run_folder, unique_nam
 from fernb.train import PRECISIONS, STATE, TrainConfig, fit
 
 # the `fernb train` options that set a TrainConfig field; None in args: not given, TrainConfig's default
-TRAIN_OPTIONS = ("model", "epochs", "minutes", "batch_size", "lr", "seed", "class_weights", "pretrained", "device",
-                 "precision")
+TRAIN_OPTIONS = ("model", "epochs", "minutes", "batch_size", "lr", "seed", "class_weights", "pretrained", "init",
+                 "device", "precision")
 DATA_HELP = ("FER-2013 folder (ROOT/{train,test}/<class>/, or a flat ROOT/<class>/ taken as a test split; any of the "
              "classes, under their own or the usual other names), fer2013.csv or 'synthetic' (default: $FERNB_DATA, "
              "./data/fer2013)")
@@ -297,6 +297,8 @@ def add_train_parser(sub) -> None:
     g.add_argument("--seed", type=int, help="seed of the run and of its val hold-out (default 0)")
     g.add_argument("--class-weights", action="store_true", default=None, help="weight the loss by inverse class "
                    "frequency")
+    g.add_argument("--init", metavar="CHECKPOINT", help="fine-tune: start from a checkpoint's weights ('packaged': "
+                   "fernb's own model); the classifier is new when your classes differ")
     g.add_argument("--pretrained", nargs="?", const=True, metavar="FILE", help="fine-tune a timm --model from its "
                    "ImageNet weights (downloaded once), or from a local weights FILE; the grey input is folded in")
     g = s.add_argument_group("where it runs")

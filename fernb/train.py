@@ -26,6 +26,7 @@ from fernb.device import autocast, pick_device, pick_precision
 from fernb.errors import BudgetError, CheckpointError, ConfigError, DataError, check_choice, check_number, check_type
 from fernb.evaluate import run_model
 from fernb.files import atomic_write, claim_run_folder
+from fernb.finetune import init_model, start_from
 from fernb.models import count_parameters, create_model
 
 STATE = "resume.pt"  # training state for --resume: tensors and plain values, read back with weights_only=True
@@ -52,6 +53,7 @@ class TrainConfig:
     class_weights: bool = False  # weight the loss by inverse class frequency (disgust is 1.5% of train)
     augment: AugmentConfig = field(default_factory=lambda: DEFAULT)
     pretrained: bool | str = False  # a timm model from ImageNet weights (True), or from a local weights file
+    init: str | None = None  # fine-tune: start from this checkpoint's weights ("packaged": fernb's own model)
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"  # auto | bf16 | fp16 | fp32
@@ -88,6 +90,7 @@ def check_config(cfg: TrainConfig) -> None:
     check_number("drop", cfg.drop, 0, 1, optional=True)
     check_type("class_weights", cfg.class_weights, bool)
     check_type("pretrained", cfg.pretrained, (bool, str))
+    check_type("init", cfg.init, (str, type(None)))
     check_type("augment", cfg.augment, AugmentConfig)
     check_number("seed", cfg.seed, 0, whole=True)
     check_type("device", cfg.device, str)
@@ -166,8 +169,9 @@ class Run:
         self.images, self.labels = train.images.to(self.device), train.labels.to(self.device)
         self.batch_size = min(cfg.batch_size, len(self.labels))
         x, y = to_input(self.images[:self.batch_size]), self.labels[:self.batch_size]
-        self.cfg = cfg = replace(cfg, model=resolve_model(cfg, self.device, x, y, len(self.labels)))
+        self.cfg = cfg = replace(cfg, model=init_model(cfg) or resolve_model(cfg, self.device, x, y, len(self.labels)))
         model = create_model(cfg.model, num_classes=len(train.classes), pretrained=cfg.pretrained, drop=cfg.drop)
+        start_from(model, cfg.init, train.classes)  # fine-tuning: a checkpoint's weights; else as built
         self.model = model.to(self.device, memory_format=torch.channels_last)
         self.precision = pick_precision(self.model, x, y, self.device, cfg.precision)
         self.ema = ModelEmaV3(self.model, decay=cfg.ema_decay, use_warmup=True)  # decay 0: an exact copy

@@ -451,3 +451,22 @@ def test_what_a_budget_buys_is_measured_before_training(synth, monkeypatch):
     assert plan["epoch_seconds"] == 0.5 * steps and plan["epochs"] == int(120 / (0.5 * steps * 1.1))
     plan = fernb.budget.what_it_buys(TrainConfig(model="fernet_s", epochs=7, batch_size=64), synth["train"])
     assert plan["epochs"] == 7 and plan["minutes"] == pytest.approx(7 * 0.5 * steps * 1.1 / 60)
+
+
+def test_fine_tuning_starts_from_the_packaged_weights(synth, tmp_path, capsys):
+    import fernb.train
+    packaged, meta = load_model()
+    run = fernb.train.Run(synth["train"], TrainConfig(init="packaged", epochs=1, batch_size=64))
+    assert run.cfg.model == meta["model"]
+    want, got = packaged.state_dict(), run.model.state_dict()
+    assert all(torch.equal(want[k], got[k]) for k in want)  # backbone and, for the same classes, the head too
+    from fernb.finetune import start_from
+    fresh = fernb.train.create_model(meta["model"])
+    start_from(fresh, "packaged", tuple(reversed(meta["classes"])))  # other classes: a new classifier
+    assert torch.equal(fresh.state_dict()["features.0.0.weight"], want["features.0.0.weight"])
+    assert not torch.equal(fresh.state_dict()["head.3.weight"], want["head.3.weight"])
+    with pytest.raises(ConfigError, match="leave the model out"):
+        fernb.train.Run(synth["train"], TrainConfig(init="packaged", model="fernet_s"))
+    assert main(["train", "--data", "synthetic", "--init", "packaged", "--epochs", "1", "--batch-size", "64",
+                 "--out", str(tmp_path / "tuned"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["config"]["init"] == "packaged"

@@ -1,0 +1,31 @@
+"""Fine-tuning: a run that starts from a trained checkpoint's weights (fernb's packaged model, or your own run)."""
+from __future__ import annotations
+
+import torch
+
+from fernb import checkpoint
+from fernb.errors import ConfigError
+
+
+def init_model(cfg) -> str | None:
+    """The model a fine-tuning run builds: its init checkpoint's, which cfg.model may name but not change."""
+    if not cfg.init:
+        return None
+    meta = checkpoint.read_meta(checkpoint.packaged_checkpoint() if cfg.init == "packaged" else cfg.init)
+    if cfg.model not in ("auto", meta["model"]):
+        raise ConfigError(f"init={cfg.init}: a {meta['model']} checkpoint, but model={cfg.model}; leave the model out "
+                          "(fine-tuning keeps the checkpoint's)")
+    return meta["model"]
+
+
+def start_from(model: torch.nn.Module, init: str | None, classes) -> None:
+    """Copy a checkpoint's weights into model for fine-tuning: all of them when its classes are the same, else
+    all but the classifier, which stays new (the grey 48x48 input is the same either way); init None: nothing."""
+    if not init:
+        return
+    source, meta = checkpoint.load(checkpoint.packaged_checkpoint() if init == "packaged" else init)
+    state = source.state_dict()
+    if list(meta["classes"]) != list(classes):
+        head = [name for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)][-1]
+        state = {k: v for k, v in state.items() if not k.startswith(f"{head}.")}
+    model.load_state_dict(state, strict=False)
