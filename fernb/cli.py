@@ -5,12 +5,13 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from fernb import __version__, checkpoint, faces, video
-from fernb.data import IMAGE_SIZE, describe, load_train_val, read_pool, resolve_source
+from fernb.data import IMAGE_SIZE, FERData, describe, load_train_val, read_pool, resolve_source
 from fernb.download import REPO_URL, download
 from fernb.errors import FernbError, OutputError, check_number
 from fernb.evaluate import Predictor, load_split, metrics, predict
@@ -23,13 +24,13 @@ TRAIN_OPTIONS = ("model", "epochs", "minutes", "batch_size", "lr", "seed", "clas
 DATA_HELP = ("FER-2013 folder (ROOT/{train,test}/<class>/, or a flat ROOT/<class>/ taken as a test split; any of the "
              "classes, under their own or the usual other names), fer2013.csv or 'synthetic' (default: $FERNB_DATA, "
              "./data/fer2013)")
-SKIP_HELP = "leave out class folders that are none of the model's classes (contempt, say), and say how many faces"
+SKIP_HELP = "leave out the faces of classes the model does not have (contempt, say), and say how many"
 CHECKPOINT_HELP = "checkpoint directory (default: $FERNB_CHECKPOINT, the packaged model, else runs/latest)"
 
 
 def cmd_info(args: argparse.Namespace) -> None:
     """Print the layout, counts per split and class, and image size of a source."""
-    info = describe(read_pool(args.data, args.skip_unknown), args.val_fraction, args.seed)
+    info = describe(read_pool(args.data), args.val_fraction, args.seed)
     if args.json:
         print(json.dumps(info, indent=2))
         return
@@ -80,7 +81,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     out = check_output(args.out or checkpoint.RUNS_DEFAULT, folder=True, inputs=[resolve_source(args.data)])
     cfg, holdout = train_config(args, out)  # every option checked first
     check_run_folder(out, args.resume, args.force)  # before reading the data: fit claims it again, and locks it
-    train, val = load_train_val(args.data, **holdout, skip_unknown=args.skip_unknown)
+    train, val = load_train_val(args.data, **holdout)
     summary = fit(train, val, cfg, out=out, resume=args.resume, progress=not args.json, force=args.force)
     summary.pop("network")
     if args.json:
@@ -94,7 +95,9 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     """Accuracy, macro-F1, per-class scores and confusion matrix of a checkpoint on one split."""
     model, meta = checkpoint.load_model(args.checkpoint)
-    data = load_split(meta, args.data, args.split, pool=read_pool(args.data, args.skip_unknown))
+    data = load_split(meta, args.data, args.split)
+    if args.skip_unknown:
+        data = only_classes(data, meta["classes"])
     m = metrics(predict(model, data, tta=args.tta))
     m.update(split=args.split, tta="flip" if args.tta else None, model=meta["model"], source=data.source)
     if args.json:
@@ -113,6 +116,18 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     for c, row in zip(m["classes"], m["confusion"]):
         if c in m["per_class"]:  # a class the faces lack has an empty row
             print(c[:8].ljust(10) + "".join(str(v).rjust(6) for v in row))
+
+
+def only_classes(data: FERData, classes) -> FERData:
+    """data without the faces of classes outside `classes` (a model's), saying how many were left out."""
+    keep = torch.tensor([data.classes[k] in classes for k in data.labels.tolist()], dtype=torch.bool)
+    gone = sorted({data.classes[k] for k in data.labels[~keep].tolist()})
+    if gone:
+        print(f"fernb: {data.source}: left out {int((~keep).sum())} faces of {', '.join(gone)}, a class the model "
+              "does not have (--skip-unknown)", file=sys.stderr)
+    kept = tuple(c for c in data.classes if c in classes)
+    to_kept = torch.tensor([kept.index(c) if c in kept else -1 for c in data.classes], dtype=torch.long)
+    return replace(data, images=data.images[keep], labels=to_kept[data.labels[keep]], classes=kept)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -233,7 +248,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("info", help="show what a data source holds")
     s.add_argument("--data", help=DATA_HELP)
-    s.add_argument("--skip-unknown", action="store_true", help=SKIP_HELP)
     s.add_argument("--val-fraction", type=float, default=0.1, help="hold-out carved from train (default 0.1)")
     s.add_argument("--seed", type=int, default=0, help="seed of that hold-out (default 0)")
     s.add_argument("--json", action="store_true", help="print JSON")
@@ -281,7 +295,6 @@ def add_train_parser(sub) -> None:
     s = sub.add_parser("train", help="train a model; the kept epoch is chosen on val")
     g = s.add_argument_group("data")
     g.add_argument("--data", help=DATA_HELP)
-    g.add_argument("--skip-unknown", action="store_true", help=SKIP_HELP)
     g.add_argument("--val-fraction", type=float, help="hold-out carved from train for selection (default 0.1); "
                    "0: all of train, last epoch kept")
     g = s.add_argument_group("model and recipe")

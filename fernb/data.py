@@ -19,7 +19,8 @@ SPLITS = {"train": ("Training",), "val": ("Training",), "trainval": ("Training",
 
 @dataclass
 class FERData:
-    """One split in memory: images uint8 [N, 48, 48], labels int64 [N] in CLASSES order."""
+    """One split in memory: images uint8 [N, 48, 48], labels int64 [N] indexing classes (FER-2013's seven, or the
+    class folders of a source of your own)."""
 
     images: torch.Tensor
     labels: torch.Tensor
@@ -54,15 +55,15 @@ def load(source: str | os.PathLike | None = None, split: str = "train", val_frac
     idx = split_indices(pool, split, val_fraction, seed)
     holdout = {"val_fraction": val_fraction, "seed": seed} if split in ("train", "val") else None
     return FERData(images=torch.from_numpy(pool.images[idx]), labels=torch.from_numpy(pool.labels[idx]),
-                   classes=CLASSES, split=split, source=pool.source, holdout=holdout)
+                   classes=pool.classes, split=split, source=pool.source, holdout=holdout)
 
 
 def load_train_val(source: str | os.PathLike | None = None, val_fraction: float = 0.1, seed: int = 0,
-                   pool: Pool | None = None, skip_unknown: bool = False) -> tuple[FERData, FERData | None]:
+                   pool: Pool | None = None) -> tuple[FERData, FERData | None]:
     """The (train, val) pair that fit takes; val_fraction 0: all of train and no val (the last epoch is kept)."""
     if val_fraction != 0:
         check_holdout(val_fraction, seed)  # before reading the source: a bad option fails at once
-    pool = pool or read_pool(source, skip_unknown)
+    pool = pool or read_pool(source)
     if val_fraction == 0:
         return load(split="train", val_fraction=0, seed=seed, pool=pool), None
     return load(split="train", val_fraction=val_fraction, seed=seed, pool=pool), \
@@ -112,7 +113,7 @@ def describe(pool: Pool, val_fraction: float = 0.1, seed: int = 0) -> dict:
         if not np.isin(pool.usage, [USAGES.index(u) for u in SPLITS[split]]).any():
             continue  # the source has no such faces: a test-only folder has no train, a PublicTest-only one no private
         idx = split_indices(pool, split, val_fraction, seed)
-        counts = np.bincount(pool.labels[idx], minlength=len(CLASSES))
-        splits[split] = {"total": int(len(idx)), "per_class": dict(zip(CLASSES, counts.tolist()))}
+        counts = np.bincount(pool.labels[idx], minlength=len(pool.classes))
+        splits[split] = {"total": int(len(idx)), "per_class": dict(zip(pool.classes, counts.tolist()))}
     return {"source": pool.source, "layout": pool.layout, "image_size": list(pool.images.shape[1:]),
-            "classes": list(CLASSES), "total": int(len(pool.labels)), "resized": pool.resized, "splits": splits}
+            "classes": list(pool.classes), "total": int(len(pool.labels)), "resized": pool.resized, "splits": splits}

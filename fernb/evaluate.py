@@ -98,7 +98,7 @@ def predict(model: torch.nn.Module | Predictor, data: FERData, tta: bool = False
     missing = [c for c in data.classes if c not in predictor.classes]
     if missing:
         raise DataError(f"{data.source}: class(es) {', '.join(missing)} are not among the model's classes "
-                        f"({', '.join(predictor.classes)}); leave them out, or train a model that has them")
+                        f"({', '.join(predictor.classes)}); leave them out (--skip-unknown), or train a model that has them")
     to_model = torch.tensor([predictor.classes.index(c) for c in data.classes], dtype=torch.long)
     labels = to_model[data.labels] if len(data.labels) else data.labels.clone()
     return Predictions(predictor.probs(data.images, tta), labels, predictor.classes, data.images)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from fernb.augment import DEFAULT, AugmentConfig, BatchAugment, Mix, to_input, to_uint8
-from fernb.data import CLASSES, USAGES, Pool
+from fernb.data import USAGES, Pool
 from fernb.evaluate import Predictions
 
 USAGE_TITLES = {"Training": "train", "PublicTest": "public test", "PrivateTest": "private test", "Test": "test"}
@@ -31,7 +31,7 @@ def find_oddities(pool: Pool, blank_std: float = 3.0) -> dict:
 
 def face_titles(pool: Pool, indices) -> list[str]:
     """'split / label' for each face, to title a strip of faces from a pool."""
-    return [f"{USAGE_TITLES[USAGES[pool.usage[i]]]}\n{CLASSES[pool.labels[i]]}" for i in indices]
+    return [f"{USAGE_TITLES[USAGES[pool.usage[i]]]}\n{pool.classes[pool.labels[i]]}" for i in indices]
 
 
 def pick_faces(images: torch.Tensor, n: int, seed: int = 0, min_std: float = 20.0) -> list[int]:

@@ -27,7 +27,7 @@ USAGES = ("Training", "PublicTest", "PrivateTest", "Test")
 SYNONYMS = {"anger": "angry", "disgusted": "disgust", "fearful": "fear", "happiness": "happy", "sadness": "sad",
             "surprised": "surprise"}  # "Test": a test/ file whose name names neither half
 DEFAULT_ROOT = Path("data/fer2013")
-_CACHE_VERSION = "1"
+_CACHE_VERSION = "2"  # 2: the pool's classes are cached too
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
@@ -36,11 +36,12 @@ class Pool:
     """Every image a source holds, before splitting: usage says which FER-2013 split each came from."""
 
     images: np.ndarray  # uint8 [N, 48, 48]
-    labels: np.ndarray  # int64 [N], index into CLASSES
+    labels: np.ndarray  # int64 [N], index into classes
     usage: np.ndarray  # uint8 [N], index into USAGES
     source: str
     layout: str  # "folder", "csv" or "synthetic"
     resized: int = 0  # how many images were not 48x48 and were resized
+    classes: tuple[str, ...] = CLASSES  # FER-2013's seven, or the class folders a source of your own has
 
 
 def resolve_source(source: str | os.PathLike | None = None) -> str:
@@ -61,9 +62,8 @@ def synthetic_notice(asked: bool) -> str:
             "FER-2013 results. Get the data: fernb download data/fer2013")
 
 
-def read_pool(source: str | os.PathLike | None = None, skip_unknown: bool = False) -> Pool:
-    """Read every image of a source (folder, CSV or 'synthetic'), through the on-disk cache; skip_unknown leaves
-    out class folders that are none of CLASSES, and says how many faces that left out."""
+def read_pool(source: str | os.PathLike | None = None) -> Pool:
+    """Read every image of a source (folder, CSV or 'synthetic'), through the on-disk cache."""
     src = resolve_source(source)
     if src == "synthetic":
         print(synthetic_notice(asked=str(source) == "synthetic"), file=sys.stderr)
@@ -73,8 +73,9 @@ def read_pool(source: str | os.PathLike | None = None, skip_unknown: bool = Fals
         raise DataError(f"{path}: no such file or folder; pass a FER-2013 folder (train/ and/or test/) or fer2013.csv, "
                         "or fetch it with `fernb download data/fer2013`")
     if path.is_dir():
-        files, notes = scan_folder(path, skip_unknown)
-        pool = _cached(path, _fingerprint_files(path, files), lambda: _read_folder(path, files))
+        files, notes = scan_folder(path)
+        pool = _cached(path, _fingerprint_files(path, files, notes["classes"]),
+                       lambda: _read_folder(path, files, notes["classes"]))
         say_what_was_mapped(path, notes)
     elif path.suffix.lower() == ".csv":
         st = path.stat()
@@ -97,14 +98,18 @@ def synthetic_pool(seed: int = 0) -> Pool:
 # ---------------------------------------------------------------- the public folder layout
 
 
-def scan_folder(root: Path, skip_unknown: bool = False) -> tuple[list[tuple[str, int, str, int, int]], dict]:
+def scan_folder(root: Path) -> tuple[list[tuple[str, int, str, int, int]], dict]:
     """List (usage, class index, path, size, mtime) of every image in the folder layout ROOT/{train,test}/<class>/,
-    or a flat ROOT/<class>/ taken as one test split; and what was mapped, left out or missing on the way.
-    Class folders may be any subset of CLASSES, under their own names or the usual other ones (SYNONYMS)."""
+    or a flat ROOT/<class>/ taken as one test split; and the source's classes, with what was mapped on the way.
+    Class folders may be any of CLASSES, under their own names or the usual other ones (SYNONYMS), and classes of
+    your own (contempt, say), which follow CLASSES in alphabetical order."""
     splits = [(root / d, d) for d in ("train", "test") if (root / d).is_dir()] or [(root, "test")]
-    files, notes = [], {"mapped": {}, "skipped": 0, "missing": set(CLASSES)}
+    named = {d: class_folders(folder) for folder, d in splits}  # per split: folder name -> class
+    found = {c for folders in named.values() for c in folders.values()}
+    classes = tuple([c for c in CLASSES if c in found] + sorted(found - set(CLASSES)))
+    files = []
     for folder, d in splits:
-        for name, label in class_folders(folder, skip_unknown, notes).items():
+        for name, c in named[d].items():
             # os.scandir, not Path.iterdir: the listing and stat of 36k files stays well under a second
             with os.scandir(folder / name) as it:
                 entries = sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
@@ -112,44 +117,36 @@ def scan_folder(root: Path, skip_unknown: bool = False) -> tuple[list[tuple[str,
                 raise DataError(f"{folder / name}: class folder is empty; add its images or re-download the dataset")
             for e in entries:
                 st = e.stat()
-                files.append((usage_of(d, e.name), label, e.path, st.st_size, st.st_mtime_ns))
+                files.append((usage_of(d, e.name), classes.index(c), e.path, st.st_size, st.st_mtime_ns))
     if not files:
         raise DataError(f"{root}: found neither train/ nor test/ (nor class folders); expected ROOT/train/<class>/*.jpg "
                         "and/or ROOT/test/<class>/*.jpg, or ROOT/<class>/*.jpg (fetch FER-2013 with `fernb download DEST`)")
-    return files, notes
+    mapped = {f: c for folders in named.values() for f, c in folders.items() if f != c}
+    return files, {"classes": classes, "mapped": mapped}
 
 
-def class_folders(split_dir: Path, skip_unknown: bool, notes: dict) -> dict[str, int]:
-    """The class folders of one split, each mapped by name (never by position) onto an index into CLASSES."""
+def class_folders(split_dir: Path) -> dict[str, str]:
+    """The class folders of one split, each with its class: FER-2013's by name (never by position) or its own."""
     found = sorted(p.name for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
     to_class = {f: SYNONYMS.get(f.lower(), f.lower()) for f in found}
-    unknown = [f for f, c in to_class.items() if c not in CLASSES]
-    if unknown and not skip_unknown:
-        raise DataError(f"{split_dir}: class folder(s) {', '.join(unknown)} are not among fernb's classes "
-                        f"({', '.join(CLASSES)}, or anger, sadness, ...); rename them, or pass --skip-unknown to "
-                        "leave them out")
-    notes["skipped"] += sum(sum(1 for _ in (split_dir / f).iterdir()) for f in unknown)
-    kept = {f: c for f, c in to_class.items() if c in CLASSES}
-    for c in set(kept.values()):
-        same = [f for f, k in kept.items() if k == c]
+    for c in set(to_class.values()):
+        same = [f for f, k in to_class.items() if k == c]
         if len(same) > 1:
             raise DataError(f"{split_dir}: folders {' and '.join(same)} would both be class {c}; merge them into one")
-    notes["mapped"].update({f: c for f, c in kept.items() if f != c})
-    notes["missing"] -= set(kept.values())
-    return {f: CLASSES.index(c) for f, c in kept.items()}
+    return to_class
 
 
 def say_what_was_mapped(path: Path, notes: dict) -> None:
-    """One line each for class folders read under another name, faces left out, and classes the source lacks."""
-    if notes["mapped"]:
-        print(f"fernb: {path}: class folders mapped by name: "
-              + ", ".join(f"{f} -> {c}" for f, c in sorted(notes["mapped"].items())), file=sys.stderr)
-    if notes["skipped"]:
-        print(f"fernb: {path}: left out {notes['skipped']} files in class folders fernb does not know (--skip-unknown)",
+    """One line each for class folders read under another name, classes of its own, and FER-2013 classes it lacks."""
+    classes, mapped = notes["classes"], notes["mapped"]
+    if mapped:
+        print(f"fernb: {path}: class folders mapped by name: " + ", ".join(f"{f} -> {c}" for f, c in sorted(mapped.items())),
               file=sys.stderr)
-    if notes["missing"]:
-        print(f"fernb: {path}: holds no faces of {', '.join(sorted(notes['missing']))}; scores cover the classes "
-              "it has", file=sys.stderr)
+    own, missing = [c for c in classes if c not in CLASSES], [c for c in CLASSES if c not in classes]
+    if own or missing:
+        print(f"fernb: {path}: {len(classes)} classes ({', '.join(classes)})" + (f"; none of {', '.join(missing)}"
+              if missing else "") + "; a model trained on it learns these, and scores cover the classes it has",
+              file=sys.stderr)
 
 
 def usage_of(split_dir: str, name: str) -> str:
@@ -159,9 +156,9 @@ def usage_of(split_dir: str, name: str) -> str:
     return next((u for u in ("PublicTest", "PrivateTest") if name.startswith(u)), "Test")
 
 
-def _fingerprint_files(root: Path, files: list[tuple[str, int, str, int, int]]) -> str:
-    """A key that changes when any file is added, removed, renamed, resized or touched."""
-    h = hashlib.sha1()  # paths relative to root, so a moved folder keeps its cache
+def _fingerprint_files(root: Path, files: list[tuple[str, int, str, int, int]], classes) -> str:
+    """A key that changes when any file is added, removed, renamed, resized or touched, or a class renamed."""
+    h = hashlib.sha1("|".join(classes).encode())  # paths relative to root, so a moved folder keeps its cache
     h.update("".join(f"{u}|{lab}|{os.path.relpath(p, root)}|{size}|{mtime}\n"
                      for u, lab, p, size, mtime in files).encode("utf-8", "surrogateescape"))
     return "folder|" + h.hexdigest()
@@ -183,7 +180,7 @@ def decode_image(path: str | Path) -> tuple[np.ndarray, bool]:
         raise DataError(f"{path}: corrupt or unreadable image ({e.__class__.__name__}); delete or replace it") from None
 
 
-def _read_folder(root: Path, files: list[tuple[str, int, str, int, int]]) -> Pool:
+def _read_folder(root: Path, files: list[tuple[str, int, str, int, int]], classes: tuple[str, ...]) -> Pool:
     """Decode every image of a checked folder layout."""
     # threads: PIL releases the GIL while decoding, so every core decodes
     with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2)) as ex:
@@ -196,7 +193,7 @@ def _read_folder(root: Path, files: list[tuple[str, int, str, int, int]]) -> Poo
               file=sys.stderr)
     labels = np.array([f[1] for f in files], np.int64)
     usage = np.array([USAGES.index(f[0]) for f in files], np.uint8)
-    return Pool(images, labels, usage, source=str(root), layout="folder", resized=resized)
+    return Pool(images, labels, usage, source=str(root), layout="folder", resized=resized, classes=classes)
 
 
 # ---------------------------------------------------------------- Kaggle's fer2013.csv
@@ -267,14 +264,16 @@ def _cached(data_dir: Path, key: str, build) -> Pool:
     if path.exists():
         try:
             with np.load(path, allow_pickle=False) as z:
-                return Pool(z["images"], z["labels"], z["usage"], str(z["source"]), str(z["layout"]), int(z["resized"]))
+                return Pool(z["images"], z["labels"], z["usage"], str(z["source"]), str(z["layout"]), int(z["resized"]),
+                            tuple(str(c) for c in z["classes"]))
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             print(f"fernb: the cache {path} is damaged; rebuilding it from the data", file=sys.stderr)
     pool = build()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, lambda tmp: np.savez(tmp, images=pool.images, labels=pool.labels, usage=pool.usage,
-                                                source=pool.source, layout=pool.layout, resized=pool.resized))
+                                                source=pool.source, layout=pool.layout, resized=pool.resized,
+                                                classes=np.array(pool.classes)))
     except OSError as e:  # a cache we cannot write only costs speed
         print(f"fernb: could not write the cache {path} ({e.strerror}); set FERNB_CACHE_DIR to a writable folder",
               file=sys.stderr)

@@ -33,8 +33,8 @@ def test_folder_without_splits(capsys, tmp_path):
 
 
 def test_unknown_class_folder(capsys, tiny_root):
-    (tiny_root / "train" / "contempt").mkdir()
-    fails(capsys, ["info", "--data", str(tiny_root)], "contempt", "not among fernb's classes", "--skip-unknown")
+    (tiny_root / "train" / "contempt").mkdir()  # a class of your own is welcome, an empty one is not
+    fails(capsys, ["info", "--data", str(tiny_root)], "contempt", "class folder is empty")
 
 
 def test_missing_class_folder_is_a_subset_and_said(capsys, tiny_root):

@@ -163,7 +163,7 @@ def test_any_labelled_folder_evaluates_on_the_classes_it_has(tmp_path, capsys):
     out = capsys.readouterr()
     m = json.loads(out.out)
     assert m["n"] == 24 and sorted(m["per_class"]) == sorted(set(CLASSES) - {"neutral"})
-    assert "Happiness -> happy" in out.err and "anger -> angry" in out.err and "no faces of neutral" in out.err
+    assert "Happiness -> happy" in out.err and "anger -> angry" in out.err and "none of neutral" in out.err
     # the faces are the same as in the FER-2013 layout, so the scores are too
     assert main(["evaluate", "--data", str(tmp_path / "fer"), "--json"]) == 0
     whole = json.loads(capsys.readouterr().out)
@@ -178,9 +178,37 @@ def test_a_class_the_model_lacks_is_refused_or_left_out(tmp_path, capsys):
     for i in range(3):
         (extra / f"c{i}.png").write_bytes((tmp_path / "fer" / "test" / "sad").iterdir().__next__().read_bytes())
     assert main(["evaluate", "--data", str(tmp_path / "fer")]) == 2
-    assert "contempt" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "contempt" in err and "--skip-unknown" in err.splitlines()[-1]
     assert main(["evaluate", "--data", str(tmp_path / "fer"), "--skip-unknown", "--json"]) == 0
-    assert "left out 3 files" in capsys.readouterr().err
+    assert "left out 3 faces of contempt" in capsys.readouterr().err
     (tmp_path / "fer" / "test" / "anger").mkdir()
     assert main(["evaluate", "--data", str(tmp_path / "fer"), "--skip-unknown"]) == 2
     assert "would both be class angry" in capsys.readouterr().err
+
+
+def test_train_on_your_own_classes_and_use_them_everywhere(tmp_path, capsys):
+    """Five class folders, one of them fernb's ninth idea of a class: the model learns those five, and evaluate,
+    predict and export follow the checkpoint's classes (issue 25)."""
+    import json
+    import shutil
+
+    from fernb.cli import main
+    write_folder(tmp_path / "fer", per_class=20, splits=("train", "test"))
+    mine = tmp_path / "mine"
+    for split in ("train", "test"):
+        for c in ("angry", "happy", "sad", "surprise"):
+            shutil.copytree(tmp_path / "fer" / split / c, mine / split / c)
+        shutil.copytree(tmp_path / "fer" / split / "fear", mine / split / "contempt")  # a class of its own
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(mine), "--model", "fernet_s", "--epochs", "1", "--batch-size", "32",
+                 "--out", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["classes"] == ["angry", "happy", "sad", "surprise", "contempt"]
+    assert main(["evaluate", "--data", str(mine), "--checkpoint", str(out), "--json"]) == 0
+    m = json.loads(capsys.readouterr().out)
+    assert m["classes"] == ["angry", "happy", "sad", "surprise", "contempt"] and m["n"] == 100
+    face = next((mine / "test" / "contempt").iterdir())
+    assert main(["predict", "--crops", "--json", str(face), "--checkpoint", str(out)]) == 0
+    assert sorted(json.loads(capsys.readouterr().out)[0]["faces"][0]["probs"]) == sorted(m["classes"])
+    assert main(["export", "--checkpoint", str(out), "--out", str(tmp_path / "m.onnx")]) == 0
+    assert "output 'probs' [B,5] in class order angry,happy,sad,surprise,contempt" in capsys.readouterr().out
