@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -80,12 +81,12 @@ def random_affine(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> to
 
 
 class BatchAugment:
-    """Callable that augments a normalised batch [B, 1, H, W]; seeded, per-sample draws (erasing draws from
-    Python's random module, timm's choice: fit seeds it and saves its state for resume)."""
+    """Callable that augments a normalised batch [B, 1, H, W]; seeded, per-sample draws."""
 
     def __init__(self, cfg: AugmentConfig = DEFAULT, seed: int = 0, device: str | torch.device = "cpu"):
         self.cfg = cfg
         self.g = torch.Generator(device="cpu").manual_seed(seed)
+        random.seed(seed)  # timm's RandomErasing draws from Python's random module, which resume saves too
         self.erase = RandomErasing(cfg.erasing, mode="pixel", device=str(device)) if cfg.erasing > 0 else None
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:

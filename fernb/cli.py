@@ -13,7 +13,7 @@ import torch
 from fernb import __version__, checkpoint, faces, video
 from fernb.data import IMAGE_SIZE, FERData, describe, load_train_val, read_pool, resolve_source
 from fernb.download import REPO_URL, download
-from fernb.errors import FernbError, OutputError, check_number
+from fernb.errors import DataError, FernbError, OutputError, check_number
 from fernb.evaluate import Predictor, load_split, metrics, predict
 from fernb.files import atomic_write, check_output, check_run_folder, unique_names
 from fernb.train import PRECISIONS, STATE, TrainConfig, fit
@@ -78,7 +78,8 @@ def saved_run(out: Path, given: dict, val_fraction: float | None) -> tuple[Train
 
 def cmd_train(args: argparse.Namespace) -> None:
     """Train a model on a source's train split, select on val, save a checkpoint directory."""
-    out = check_output(args.out or checkpoint.RUNS_DEFAULT, folder=True, inputs=[resolve_source(args.data)])
+    inputs = [resolve_source(args.data), *[p for p in (args.init, args.pretrained) if isinstance(p, str)]]
+    out = check_output(args.out or checkpoint.RUNS_DEFAULT, folder=True, inputs=inputs)
     cfg, holdout = train_config(args, out)  # every option checked first
     check_run_folder(out, args.resume, args.force)  # before reading the data: fit claims it again, and locks it
     train, val = load_train_val(args.data, **holdout)
@@ -98,6 +99,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     data = load_split(meta, args.data, args.split)
     if args.skip_unknown:
         data = only_classes(data, meta["classes"])
+    if not len(data):
+        raise DataError(f"{data.source}: no faces left to score in split {args.split!r}; point --data at faces of "
+                        f"the model's classes ({', '.join(meta['classes'])})")
     m = metrics(predict(model, data, tta=args.tta))
     m.update(split=args.split, tta="flip" if args.tta else None, model=meta["model"], source=data.source)
     if args.json:

@@ -1,14 +1,15 @@
-"""What notebooks 01, 02 and 05 look at: odd images in a source, faces worth showing, augmentation previews."""
+"""What notebooks 01, 02, 03 and 05 look at: odd images in a source, faces worth showing, augmentation previews,
+a model's layers."""
 from __future__ import annotations
 
-import random
 from dataclasses import replace
 
 import numpy as np
 import torch
+from torch import nn
 
 from fernb.augment import DEFAULT, AugmentConfig, BatchAugment, Mix, to_input, to_uint8
-from fernb.data import USAGES, Pool
+from fernb.data import IMAGE_SIZE, USAGES, Pool
 from fernb.evaluate import Predictions
 
 USAGE_TITLES = {"Training": "train", "PublicTest": "public test", "PrivateTest": "private test", "Test": "test"}
@@ -42,7 +43,6 @@ def pick_faces(images: torch.Tensor, n: int, seed: int = 0, min_std: float = 20.
 
 def preview(image: torch.Tensor, n: int = 8, cfg: AugmentConfig = DEFAULT, seed: int = 0) -> torch.Tensor:
     """n augmented variants of one uint8 face [48, 48], as uint8 [n, 48, 48]: what training sees."""
-    random.seed(seed)  # erasing draws from Python's random module
     return to_uint8(BatchAugment(cfg, seed)(to_input(image.expand(n, -1, -1))))
 
 
@@ -99,3 +99,20 @@ def distinct(images: torch.Tensor, indices: list[int], n: int, min_diff: float =
         if len(kept) < n and all((face - images[j].float()).abs().mean() >= min_diff for j in kept):
             kept.append(i)
     return kept
+
+
+def layer_table(model: nn.Module, in_chans: int = 1):
+    """Every layer with its output shape for one 48x48 face and its parameter count, as a pandas DataFrame."""
+    import pandas as pd
+    rows, hooks = [], []
+    for name, m in model.named_modules():
+        if not list(m.children()):  # a leaf: conv, norm, activation, pool, linear...
+            hooks.append(m.register_forward_hook(lambda m, i, o, name=name: rows.append(
+                (name, m.__class__.__name__, tuple(o.shape[1:]), sum(p.numel() for p in m.parameters())))))
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, in_chans, IMAGE_SIZE, IMAGE_SIZE))
+    finally:
+        for h in hooks:
+            h.remove()
+    return pd.DataFrame(rows, columns=["layer", "type", "output shape", "parameters"])

@@ -25,7 +25,8 @@ def for_inference(model: nn.Module) -> nn.Module:
     model = copy.deepcopy(model).eval()
     for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
         for i in range(len(seq)):
-            if isinstance(seq[i], nn.Conv2d) and i + 1 < len(seq) and isinstance(seq[i + 1], nn.BatchNorm2d):
+            # exactly nn.BatchNorm2d: a subclass such as timm's BatchNormAct2d also applies an activation
+            if isinstance(seq[i], nn.Conv2d) and i + 1 < len(seq) and type(seq[i + 1]) is nn.BatchNorm2d:
                 seq[i], seq[i + 1] = fuse_conv_bn_eval(seq[i], seq[i + 1]), nn.Identity()
             elif _is_2x2(seq[i]):
                 seq[i] = MaxPool2x2()

@@ -53,7 +53,7 @@ def check_run_folder(out: Path, resume: bool = False, force: bool = False) -> No
     if holder is not None:
         raise OutputError(f"{out}: another run (process {holder}) is writing it now; wait for it, or pick another "
                           "--out")
-    names = {p.name for p in out.iterdir()} - {LOCK}
+    names = {p.name for p in out.iterdir() if not p.name.startswith(".fernb-")}  # our lock and temp files aside
     ours = {"config.json", "weights.safetensors"} <= names or not names & {"config.json", "weights.safetensors"}
     if not ours and not force:
         raise OutputError(f"{out}: holds {', '.join(sorted(names & set(RUN_FILES)))} but no complete fernb checkpoint"
@@ -61,6 +61,9 @@ def check_run_folder(out: Path, resume: bool = False, force: bool = False) -> No
     if "config.json" in names and not (resume or force):
         raise OutputError(f"{out}: holds the checkpoint of another run; pass --resume to continue it, --force to "
                           "overwrite it, or another --out")
+    if resume and not force and "config.json" in names and "resume.pt" not in names:
+        raise OutputError(f"{out}: holds a checkpoint but no resume state (resume.pt), so there is no run to "
+                          "continue; pick another --out, or pass --force to overwrite it")
     if names - set(RUN_FILES) - {".ipynb_checkpoints"} and not (resume or force):
         raise OutputError(f"{out}: holds files no fernb run wrote ({', '.join(sorted(names - set(RUN_FILES))[:3])}); "
                           "pick an empty or new --out (or pass --force to write beside them)")
@@ -82,34 +85,52 @@ def lock_holder(out: Path) -> int | None:
 
 
 @contextlib.contextmanager
-def claim_run_folder(out: Path | None, resume: bool = False, force: bool = False) -> Iterator[None]:
-    """Check out as a run folder, then hold its lock while the run writes it (nothing to do for out=None)."""
+def claim_run_folder(out: Path | None, resume: bool = False, force: bool = False,
+                     inputs: Iterable[str | Path] = ()) -> Iterator[None]:
+    """Check out as a run folder (not inside an input, such as the training data), then hold its lock while the
+    run writes it (nothing to do for out=None)."""
     if out is None:
         yield
         return
-    check_output(out, folder=True)
+    check_output(out, folder=True, inputs=inputs)
     check_run_folder(out, resume, force)
     out.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(out / LOCK, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:  # a stale lock (its process is gone): take it over
-        (out / LOCK).unlink(missing_ok=True)
-        fd = os.open(out / LOCK, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    with os.fdopen(fd, "w") as f:
-        f.write(json.dumps({"pid": os.getpid()}))
+    take_lock(out)
     try:
         yield
     finally:
         (out / LOCK).unlink(missing_ok=True)
 
 
+def take_lock(out: Path) -> None:
+    """Create out's lock with this process's id in one step (a link of a finished file: never seen half-written);
+    a lock whose process is gone is taken over, a live one is refused."""
+    tmp = out / f".fernb-lock-{os.getpid()}.tmp"
+    tmp.write_text(json.dumps({"pid": os.getpid()}))
+    try:
+        for _ in range(2):
+            try:
+                os.link(tmp, out / LOCK)
+                return
+            except FileExistsError:
+                holder = lock_holder(out)
+                if holder is not None:
+                    raise OutputError(f"{out}: another run (process {holder}) is writing it now; wait for it, or "
+                                      "pick another --out") from None
+                (out / LOCK).unlink(missing_ok=True)  # stale: its process is gone
+        raise OutputError(f"{out}: another run took its lock just now; pick another --out")
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def unique_names(paths: Iterable[str | Path], suffix: str) -> list[str]:
     """One output name per input, `<stem><suffix>`, made unique when inputs from two folders share a stem."""
-    names, seen = [], {}
+    names: list[str] = []
     for p in paths:
-        stem = Path(p).stem
-        seen[stem] = seen.get(stem, 0) + 1
-        names.append(f"{stem}{suffix}" if seen[stem] == 1 else f"{stem}_{seen[stem]}{suffix}")
+        stem, n = Path(p).stem, 1
+        while (name := f"{stem}{suffix}" if n == 1 else f"{stem}_{n}{suffix}") in names:
+            n += 1
+        names.append(name)
     return names
 
 

@@ -83,23 +83,6 @@ def check_input_size(model: nn.Module, name: str, in_chans: int = 1) -> None:
     model.train()
 
 
-def layer_table(model: nn.Module, in_chans: int = 1):
-    """Every layer with its output shape for one 48x48 face and its parameter count, as a pandas DataFrame."""
-    import pandas as pd
-    rows, hooks = [], []
-    for name, m in model.named_modules():
-        if not list(m.children()):  # a leaf: conv, norm, activation, pool, linear...
-            hooks.append(m.register_forward_hook(lambda m, i, o, name=name: rows.append(
-                (name, m.__class__.__name__, tuple(o.shape[1:]), sum(p.numel() for p in m.parameters())))))
-    try:
-        with torch.no_grad():
-            model.eval()(torch.zeros(1, in_chans, IMAGE_SIZE, IMAGE_SIZE))
-    finally:
-        for h in hooks:
-            h.remove()
-    return pd.DataFrame(rows, columns=["layer", "type", "output shape", "parameters"])
-
-
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

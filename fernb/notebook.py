@@ -66,7 +66,7 @@ def persist(keep: bool) -> Path | None:
 
 
 def data_home() -> Path:
-    """Where the notebooks keep FER-2013: $FERNB_HOME/data (Drive, with persist), else the repo's data/ inside a
+    """Where the notebooks keep FER-2013: $FERNB_HOME/data/fer2013 (Drive, with persist), else the repo's data/ inside a
     clone of fernb, else the user's data folder, so that each notebook of the series finds what one downloaded."""
     if os.environ.get("FERNB_HOME"):
         return Path(os.environ["FERNB_HOME"]) / DEFAULT_ROOT
@@ -148,22 +148,22 @@ def run_folder(out: str | os.PathLike) -> tuple[str, bool]:
     from fernb.checkpoint import CONFIG
     from fernb.files import check_run_folder
     path = Path(out)
-    try:
-        if json.loads((path / CONFIG).read_text()).get("made_by") == MADE_BY:
-            return str(path), True
-    except (OSError, ValueError, AttributeError):
-        pass  # no run there, or not one of this notebook's
-    try:
-        check_run_folder(path)
-        return str(path), False
-    except FernbError:
-        n = 1
-        while path.with_name(f"{path.name}-{n}").exists():
-            n += 1
-        alt = path.with_name(f"{path.name}-{n}")
-        notice(f"`{path}` holds a run this notebook did not start (a `fernb train`, say), and it stays as it is: "
-               f"this run goes to `{alt}`. Pass `checkpoint=\"{alt}\"` to notebooks 04 and 05.")
-        return str(alt), False
+    for n in range(1000):  # out, then out-1, out-2, ...: the first that is free or this notebook's own
+        candidate = path if n == 0 else path.with_name(f"{path.name}-{n}")
+        try:
+            if json.loads((candidate / CONFIG).read_text()).get("made_by") == MADE_BY:
+                return str(candidate), True
+        except (OSError, ValueError, AttributeError):
+            pass  # no run there, or not one of this notebook's
+        try:
+            check_run_folder(candidate)
+        except FernbError:
+            continue
+        if n:
+            notice(f"`{path}` holds a run this notebook did not start (a `fernb train`, say), and it stays as it "
+                   f"is: this run goes to `{candidate}`. Pass `checkpoint=\"{candidate}\"` to notebooks 04 and 05.")
+        return str(candidate), False
+    raise FernbError(f"{path}: a thousand run folders beside it are taken; clean up or pass another out")
 
 
 def uploader():

@@ -95,6 +95,8 @@ def check_config(cfg: TrainConfig) -> None:
     check_number("seed", cfg.seed, 0, whole=True)
     check_type("device", cfg.device, str)
     check_choice("precision", cfg.precision, PRECISIONS)
+    if (cfg.augment.mixup > 0 or cfg.augment.cutmix > 0) and cfg.batch_size % 2:
+        raise ConfigError(f"batch_size={cfg.batch_size}: mixup and cutmix pair faces, so it must be even")
     if cfg.class_weights and (cfg.augment.mixup > 0 or cfg.augment.cutmix > 0):
         raise ConfigError("class_weights cannot be combined with mixup/cutmix (their soft targets ignore class "
                           "weights); turn one of them off")
@@ -114,7 +116,7 @@ def fit(train: FERData, val: FERData | None, cfg: TrainConfig | None = None, out
     """
     check_splits(train, val)
     out = Path(out).expanduser() if out is not None else None
-    with claim_run_folder(out, resume, force):
+    with claim_run_folder(out, resume, force, inputs=[train.source]):
         return run_epochs(train, val, cfg or TrainConfig(), out, resume and out is not None, progress)
 
 
@@ -163,8 +165,7 @@ class Run:
 
     def __init__(self, train: FERData, cfg: TrainConfig):
         """Seed everything, pick the device, the model ('auto') and the precision, and build what training needs."""
-        torch.manual_seed(cfg.seed)
-        random.seed(cfg.seed)  # timm's RandomErasing draws from Python's random module
+        torch.manual_seed(cfg.seed)  # model weights, dropout; the augmentation seeds its own (BatchAugment)
         self.device = pick_device(cfg.device)
         self.images, self.labels = train.images.to(self.device), train.labels.to(self.device)
         self.batch_size = min(cfg.batch_size, len(self.labels))
@@ -294,15 +295,16 @@ class Run:
     def state_dict(self) -> dict:
         """Everything --resume needs: weights, EMA, optimizer, every random generator and where the run stands."""
         return dict(model=self.model.state_dict(), ema=self.ema.module.state_dict(), opt=self.opt.state_dict(),
-                    order=self.order.get_state(), aug=self.augment.g.get_state(), mix=self.mix.g.get_state(),
-                    torch_rng=torch.get_rng_state(), py_rng=random.getstate(), epoch=self.epoch,
+                    scaler=self.scaler.state_dict(), order=self.order.get_state(), aug=self.augment.g.get_state(),
+                    mix=self.mix.g.get_state(), torch_rng=torch.get_rng_state(), py_rng=random.getstate(),
+                    cuda_rng=torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [], epoch=self.epoch,
                     step=self.step_no, elapsed=self.elapsed, best_acc=self.best_acc, history=self.history)
 
     def load_state(self, out: Path) -> None:
         """Restore what state_dict saved in out, and the kept epoch's weights; weights_only=True unpickles nothing."""
         try:
             blob = torch.load(out / STATE, map_location="cpu", weights_only=True)
-            for part, key in ((self.model, "model"), (self.ema.module, "ema"), (self.opt, "opt")):
+            for part, key in ((self.model, "model"), (self.ema.module, "ema"), (self.opt, "opt"), (self.scaler, "scaler")):
                 part.load_state_dict(blob[key])
             for gen, key in ((self.order, "order"), (self.augment.g, "aug"), (self.mix.g, "mix")):
                 gen.set_state(blob[key])
@@ -312,6 +314,8 @@ class Run:
         if (out / checkpoint.CONFIG).exists():  # before the generators: building a model draws from torch's
             self.best = checkpoint.load(out)[0].state_dict()
         torch.set_rng_state(blob["torch_rng"])
+        if blob["cuda_rng"]:  # dropout and erasing on a GPU draw from its own generators
+            torch.cuda.set_rng_state_all(blob["cuda_rng"])
         random.setstate(blob["py_rng"])
         self.epoch, self.step_no, self.elapsed, self.best_acc, self.history = (
             blob[k] for k in ("epoch", "step", "elapsed", "best_acc", "history"))

@@ -239,3 +239,69 @@ def test_a_resume_state_left_by_a_killed_run_does_not_lock_the_folder(run_dir, t
     (out / LOCK).write_text(json.dumps({"pid": 2**22 + 12345}))  # no such process
     check_run_folder(out, resume=True)
     assert os.path.exists(out / LOCK)
+
+
+# ---------------------------------------------------------------- what a review of this change found
+
+
+def test_fast_inference_keeps_an_activation_inside_a_norm_layer():
+    from timm.layers import BatchNormAct2d
+
+    from fernb.fast import for_inference
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3), BatchNormAct2d(8), torch.nn.Conv2d(8, 4, 3)).eval()
+    with torch.no_grad():
+        model[1].running_mean.normal_()
+        x = torch.randn(2, 1, 12, 12)
+        assert torch.allclose(for_inference(model)(x), model(x), atol=1e-5)
+
+
+def test_resume_needs_a_resume_state_even_in_python(synth, run_dir, tmp_path):
+    out = tmp_path / "no-state"
+    shutil.copytree(run_dir, out)
+    (out / "resume.pt").unlink()
+    before = snapshot(out)
+    with pytest.raises(OutputError, match="no resume state"):
+        fit(synth["train"], synth["val"], TrainConfig(model="fernet_s", epochs=1, batch_size=64), out=out,
+            resume=True, progress=False)
+    assert snapshot(out) == before
+
+
+def test_fit_refuses_an_output_inside_its_training_data(tmp_path):
+    from tests.conftest import write_folder
+    write_folder(tmp_path / "faces", per_class=20, splits=("train",))
+    train = load(tmp_path / "faces", "train", val_fraction=0)
+    with pytest.raises(OutputError, match="inside"):
+        fit(train, None, TrainConfig(model="fernet_s", epochs=1, batch_size=64), out=tmp_path / "faces" / "run",
+            progress=False)
+
+
+def test_names_stay_unique_when_a_stem_already_ends_like_a_suffix():
+    names = unique_names(["a/x.jpg", "b/x.jpg", "c/x_2.jpg"], "_annotated")
+    assert len(set(names)) == 3
+
+
+def test_a_live_lock_is_never_taken_over(tmp_path):
+    from fernb.files import take_lock
+    writer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / LOCK).write_text(json.dumps({"pid": writer.pid}))
+        with pytest.raises(OutputError, match=f"process {writer.pid}"):
+            take_lock(tmp_path)
+        assert json.loads((tmp_path / LOCK).read_text())["pid"] == writer.pid
+    finally:
+        writer.kill()
+        writer.wait()
+    take_lock(tmp_path)  # its process is gone: taken over
+    assert json.loads((tmp_path / LOCK).read_text())["pid"] == os.getpid()
+
+
+def test_init_packaged_without_a_packaged_model_is_one_line(monkeypatch, capsys):
+    monkeypatch.setattr(checkpoint, "packaged_checkpoint", lambda: None)
+    fails(capsys, ["train", "--data", "synthetic", "--init", "packaged", "--epochs", "1", "--out", "/tmp/fernb-never"],
+          "no packaged model")
+
+
+def test_mixup_with_an_odd_batch_is_refused():
+    from fernb.augment import AugmentConfig
+    with pytest.raises(ConfigError, match="batch_size=63.*even"):
+        TrainConfig(batch_size=63, augment=AugmentConfig(mixup=0.2))

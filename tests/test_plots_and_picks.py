@@ -116,7 +116,8 @@ def test_mixup_preview_titles_its_two_classes():
 
 
 def test_layer_table_follows_the_face_through_the_model():
-    from fernb.models import count_parameters, create_model, layer_table
+    from fernb.explore import layer_table
+    from fernb.models import count_parameters, create_model
     model = create_model("fernet_s")
     table = layer_table(model)
     assert table["output shape"].iloc[0] == (16, 48, 48) and table["output shape"].iloc[-1] == (7,)

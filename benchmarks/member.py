@@ -1,0 +1,33 @@
+"""Train one ensemble member for the packaged predictor (issue 28): its own model and training seed, the shared
+val hold-out (val_fraction 0.1, seed 0), so that members, their weights and the TTA are chosen on one val split.
+
+    nice -n 19 python benchmarks/member.py --data ../shared/fer2013 --model fernet_m --epochs 40 --seed 1 \\
+        --out runs/member_m_s1          # --resume continues a killed run
+"""
+from __future__ import annotations
+
+import argparse
+
+from fernb.data import load_train_val
+from fernb.train import TrainConfig, fit
+
+
+def main() -> None:
+    """Train the member and print its best val accuracy."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default=None, help="FER-2013 folder or csv (default: $FERNB_DATA, ./data/fer2013)")
+    p.add_argument("--model", default="fernet_l")
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--seed", type=int, default=1, help="the member's training seed; the hold-out keeps seed 0")
+    p.add_argument("--out", required=True)
+    p.add_argument("--resume", action="store_true")
+    args = p.parse_args()
+    train, val = load_train_val(args.data, val_fraction=0.1, seed=0)
+    run = fit(train, val, TrainConfig(model=args.model, epochs=args.epochs, seed=args.seed), out=args.out,
+              resume=args.resume)
+    print(f"{args.model} seed {args.seed}: best val {run['best_val_acc']:.4f} after {run['epochs_run']} epochs, "
+          f"{run['seconds'] / 60:.0f} min; checkpoint {args.out}")
+
+
+if __name__ == "__main__":
+    main()
