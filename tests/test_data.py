@@ -164,10 +164,11 @@ def test_any_labelled_folder_evaluates_on_the_classes_it_has(tmp_path, capsys):
     m = json.loads(out.out)
     assert m["n"] == 24 and sorted(m["per_class"]) == sorted(set(CLASSES) - {"neutral"})
     assert "Happiness -> happy" in out.err and "anger -> angry" in out.err and "none of neutral" in out.err
-    # the faces are the same as in the FER-2013 layout, so the scores are too
+    # the happy faces are the same as in the FER-2013 layout, so their recall is too (precision is not: the
+    # full set also has neutral faces that may be taken for happy)
     assert main(["evaluate", "--data", str(tmp_path / "fer"), "--json"]) == 0
     whole = json.loads(capsys.readouterr().out)
-    assert m["per_class"]["happy"] == whole["per_class"]["happy"]
+    assert all(m["per_class"]["happy"][k] == whole["per_class"]["happy"][k] for k in ("recall", "recall_ci", "support"))
 
 
 def test_a_class_the_model_lacks_is_refused_or_left_out(tmp_path, capsys):
