@@ -103,8 +103,13 @@ def predict_faces(model, photo: np.ndarray, classes) -> list[dict]:
     if not faces:
         return []
     probs = predict_crops(as_predictor(model, classes), [f.crop for f in faces])
-    return [{"box": list(f.box), "label": classes[int(p.argmax())],
-             "probs": {c: round(float(v), 5) for c, v in zip(classes, p)}} for f, p in zip(faces, probs)]
+    return [face_row(f.box, p, classes) for f, p in zip(faces, probs)]
+
+
+def face_row(box, probs, classes) -> dict:
+    """One face as predict reports it: its box, its most probable class and every class's probability."""
+    return {"box": list(box), "label": classes[int(probs.argmax())],
+            "probs": {c: round(float(v), 5) for c, v in zip(classes, probs)}}
 
 
 def whole_face(photo: np.ndarray) -> np.ndarray:
@@ -117,8 +122,7 @@ def whole_face(photo: np.ndarray) -> np.ndarray:
 def predict_whole(model, photo: np.ndarray, classes) -> list[dict]:
     """The picture classified whole, as one face crop: its box is the whole picture."""
     p = predict_crops(as_predictor(model, classes), [whole_face(photo)])[0]
-    return [{"box": [0, 0, photo.shape[1], photo.shape[0]], "label": classes[int(p.argmax())],
-             "probs": {c: round(float(v), 5) for c, v in zip(classes, p)}}]
+    return [face_row((0, 0, photo.shape[1], photo.shape[0]), p, classes)]
 
 
 def annotate(photo: np.ndarray, faces: list[dict]) -> Image.Image:

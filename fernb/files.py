@@ -54,7 +54,8 @@ def check_run_folder(out: Path, resume: bool = False, force: bool = False) -> No
         raise OutputError(f"{out}: another run (process {holder}) is writing it now; wait for it, or pick another "
                           "--out")
     names = {p.name for p in out.iterdir() if not p.name.startswith(".fernb-")}  # our lock and temp files aside
-    ours = {"config.json", "weights.safetensors"} <= names or not names & {"config.json", "weights.safetensors"}
+    checkpoint = set(RUN_FILES[:2])  # weights.safetensors and config.json: both, or neither, of a fernb run
+    ours = checkpoint <= names or not names & checkpoint
     if not ours and not force:
         raise OutputError(f"{out}: holds {', '.join(sorted(names & set(RUN_FILES)))} but no complete fernb checkpoint"
                           "; pick another --out (or pass --force to overwrite it)")
