@@ -5,6 +5,7 @@ import torch
 
 from fernb.augment import to_input
 from fernb.device import cpu_bf16, pick_device, pick_precision, seconds_per_step
+from fernb.finetune import init_model
 from fernb.models import FERNETS, create_model
 
 RECIPE_MODEL = "fernet_l"  # the default recipe's model (README: results)
@@ -36,7 +37,7 @@ def what_it_buys(cfg, train) -> dict:
     device = pick_device(cfg.device)
     bs = min(cfg.batch_size, len(train))
     x, y = to_input(train.images[:bs]).to(device), train.labels[:bs].to(device)
-    name = resolve_model(cfg, device, x, y, len(train))
+    name = init_model(cfg) or resolve_model(cfg, device, x, y, len(train))  # fine-tuning keeps its checkpoint's model
     model = create_model(name, num_classes=len(train.classes), drop=cfg.drop).to(device, memory_format=torch.channels_last)
     precision = pick_precision(model, x, y, device, cfg.precision)
     epoch_seconds = seconds_per_step(model, x, y, device, precision) * (len(train) // bs)

@@ -2,22 +2,27 @@
 and which checkpoint a command uses when none is given."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from importlib import resources
 from pathlib import Path
 
 import torch
+import safetensors.torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 import fernb
-from fernb.errors import CheckpointError
-from fernb.files import atomic_write
+from fernb.errors import CheckpointError, check_type
+from fernb.files import atomic_write, atomic_writes
 from fernb.models import create_model
 
 WEIGHTS, CONFIG = "weights.safetensors", "config.json"
 NEEDED = ("model", "classes")  # the keys of config.json that rebuilding a model needs
+# the type of every config.json field a command reads (the rest is a record for people)
+FIELDS = {"model": str, "classes": list, "in_chans": int, "params": int, "n_train": int, "n_val": (int, type(None)),
+          "metrics": dict, "holdout": (dict, type(None)), "config": dict, "train_key": str, "history": list,
+          "weights_sha256": str, "data": str}
 RUNS_DEFAULT = Path("runs/latest")  # where `fernb train` writes when no --out is given
 
 
@@ -29,9 +34,11 @@ def save(out: str | Path, model: torch.nn.Module, meta: dict, dtype: torch.dtype
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if dtype is not None:
         state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
-    meta = {**meta, "fernb_version": fernb.__version__, "torch_version": torch.__version__}
-    atomic_write(out / WEIGHTS, lambda p: save_file(state, str(p)))
-    atomic_write(out / CONFIG, lambda p: p.write_text(json.dumps(meta, indent=1)))
+    weights = safetensors.torch.save(state)
+    meta = {**meta, "fernb_version": fernb.__version__, "torch_version": torch.__version__,
+            "weights_sha256": hashlib.sha256(weights).hexdigest()}  # load checks that the two files belong together
+    atomic_writes({out / WEIGHTS: lambda p: p.write_bytes(weights),
+                   out / CONFIG: lambda p: p.write_text(json.dumps(meta, indent=1))})
     return out
 
 
@@ -43,7 +50,7 @@ def update_meta(out: str | Path, **fields) -> None:
 
 def read_meta(path: str | Path) -> dict:
     """The config.json of a checkpoint directory."""
-    path = Path(path)
+    path = Path(path).expanduser()
     if path.is_file() and path.suffix in (".pt", ".pth", ".pkl", ".ckpt", ".bin"):
         raise CheckpointError(f"{path}: a pickled PyTorch file; fernb never unpickles checkpoints. Load it yourself "
                               "with torch.load(path, weights_only=True) and save it with fernb.checkpoint.save")
@@ -51,18 +58,42 @@ def read_meta(path: str | Path) -> dict:
         raise CheckpointError(f"{path}: not a fernb checkpoint (expected {WEIGHTS} and {CONFIG} in a folder); "
                               "train one with `fernb train` or omit --checkpoint")
     try:
-        meta = json.loads((path / CONFIG).read_text())
+        meta = json.loads((path / CONFIG).read_text(encoding="utf-8-sig"))  # -sig: an editor's byte-order mark is fine
+    except PermissionError:
+        raise CheckpointError(f"{path / CONFIG}: not readable for you (permission denied); make it readable") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{path / CONFIG}: unreadable JSON ({e}); the checkpoint is damaged, train it again") from None
     if not isinstance(meta, dict) or any(k not in meta for k in NEEDED):
         raise CheckpointError(f"{path / CONFIG}: not a fernb checkpoint's config (it needs the keys "
                               f"{', '.join(NEEDED)}); train one with `fernb train` or pass another --checkpoint")
+    try:
+        check_meta(meta)
+    except CheckpointError as e:
+        raise CheckpointError(f"{path / CONFIG}: {e}; the checkpoint is damaged: train it again, or pass another "
+                              "--checkpoint") from None
     return meta
+
+
+def check_meta(meta: dict) -> None:
+    """Refuse config.json fields of the wrong type, before any command reads them."""
+    for key, kind in FIELDS.items():
+        if key in meta:
+            check_type(key, meta[key], kind, CheckpointError)
+    if meta.get("in_chans", 1) != 1:
+        raise CheckpointError(f"in_chans={meta['in_chans']!r}: fernb's models take one (grey) channel")
+    classes = meta["classes"]
+    if not classes or not all(isinstance(c, str) and c for c in classes) or len(set(classes)) != len(classes):
+        raise CheckpointError(f"classes={classes!r}: must be distinct class names")
+    for key, kind in (("val_fraction", (int, float)), ("seed", int)):
+        if meta.get("holdout") is not None:
+            check_type(f"holdout.{key}", meta["holdout"].get(key), kind, CheckpointError)
+    if meta.get("n_val") and "val_acc" in meta.get("metrics", {}):
+        check_type("metrics.val_acc", meta["metrics"]["val_acc"], (int, float), CheckpointError)
 
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
     """Rebuild the model a checkpoint describes and load its weights; returns (model in eval mode, meta)."""
-    path = Path(path)
+    path = Path(path).expanduser()
     meta = read_meta(path)
     with open(path / WEIGHTS, "rb") as f:
         head = f.read(2)
@@ -70,10 +101,16 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn
         raise CheckpointError(f"{path / WEIGHTS}: a pickled PyTorch file under a safetensors name; fernb never "
                               "unpickles checkpoints: save the weights with fernb.checkpoint.save")
     try:
-        state = load_file(str(path / WEIGHTS), device=str(device))
+        raw = (path / WEIGHTS).read_bytes()
+        state = safetensors.torch.load(raw)
+    except PermissionError:
+        raise CheckpointError(f"{path / WEIGHTS}: not readable for you (permission denied); make it readable") from None
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{path / WEIGHTS}: unreadable or truncated ({str(e)[:80]}); the checkpoint is "
                               "damaged, train it again") from None
+    if meta.get("weights_sha256") not in (None, hashlib.sha256(raw).hexdigest()):
+        raise CheckpointError(f"{path}: {WEIGHTS} is not the file its {CONFIG} was saved with (another run's, or a "
+                              "save cut short); train it again, or copy the two files together")
     model = create_model(meta["model"], num_classes=len(meta["classes"]), in_chans=meta.get("in_chans", 1))
     wanted = model.state_dict()
     wrong = [k for k, v in state.items() if k in wanted and wanted[k].is_floating_point() and not v.is_floating_point()]
@@ -81,6 +118,10 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn
         raise CheckpointError(f"{path / WEIGHTS}: weights such as {wrong[0]} are {state[wrong[0]].dtype}, not floating "
                               "point; the checkpoint is damaged, train it again")
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}  # a half-size checkpoint
+    bad = next((k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if bad:
+        raise CheckpointError(f"{path / WEIGHTS}: weights such as {bad} hold NaN or infinity (a run that diverged); "
+                              "train it again, with a lower --lr")
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
@@ -92,7 +133,12 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn
 
 def load_model(path: str | Path | None = None, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
     """(model, meta) from a checkpoint directory, or from default_checkpoint() when path is None."""
-    return load(path or default_checkpoint(), device)
+    if path or not os.environ.get("FERNB_CHECKPOINT"):
+        return load(path or default_checkpoint(), device)
+    try:
+        return load(default_checkpoint(), device)
+    except CheckpointError as e:  # the user may not know where the path came from: say it
+        raise CheckpointError(f"{e} (the checkpoint path came from $FERNB_CHECKPOINT)") from None
 
 
 def packaged_checkpoint() -> Path | None:
@@ -132,7 +178,9 @@ def checkpoints(given: str | Path | None = None, latest: str | Path = RUNS_DEFAU
 
 def summary(meta: dict) -> str:
     """One line on a checkpoint: its model, size, training data and which epoch it kept."""
-    head = f"{meta['model']} ({meta['params']:,} parameters), trained on {meta['n_train']:,} faces"
+    head = meta["model"] + (f" ({meta['params']:,} parameters)" if "params" in meta else "") + \
+        (f", trained on {meta['n_train']:,} faces" if "n_train" in meta else "")
+    kept = meta.get("metrics", {})
     if not meta.get("n_val"):  # a final run on all of train: no hold-out, the last epoch is kept
-        return f"{head} with no val hold-out, last epoch ({meta['metrics'].get('epoch')}) kept"
-    return f"{head}, kept epoch {meta['metrics'].get('epoch')} (val accuracy {meta['metrics']['val_acc']:.4f})"
+        return f"{head} with no val hold-out, last epoch ({kept.get('epoch')}) kept"
+    return f"{head}, kept epoch {kept.get('epoch')} (val accuracy {kept.get('val_acc', float('nan')):.4f})"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from dataclasses import replace
@@ -28,11 +29,22 @@ SKIP_HELP = "leave out the faces of classes the model does not have (contempt, s
 CHECKPOINT_HELP = "checkpoint directory (default: $FERNB_CHECKPOINT, the packaged model, else runs/latest)"
 
 
+def json_text(obj) -> str:
+    """obj as JSON that every reader parses: a number that is not finite (NaN, infinity) becomes null."""
+    def finite(o):
+        if isinstance(o, float) and not math.isfinite(o):
+            return None
+        if isinstance(o, dict):
+            return {k: finite(v) for k, v in o.items()}
+        return [finite(v) for v in o] if isinstance(o, (list, tuple)) else o
+    return json.dumps(finite(obj), indent=1, allow_nan=False)
+
+
 def cmd_info(args: argparse.Namespace) -> None:
     """Print the layout, counts per split and class, and image size of a source."""
     info = describe(read_pool(args.data), args.val_fraction, args.seed)
     if args.json:
-        print(json.dumps(info, indent=2))
+        print(json_text(info))
         return
     print(f"source: {info['source']} ({info['layout']}), images {info['total']}, "
           f"size {info['image_size'][0]}x{info['image_size'][1]}, classes {len(info['classes'])}")
@@ -86,7 +98,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     summary = fit(train, val, cfg, out=out, resume=args.resume, progress=not args.json, force=args.force)
     summary.pop("network")
     if args.json:
-        print(json.dumps(summary, indent=1))
+        print(json_text(summary))
         return
     best = summary["best_val_acc"]
     kept = f"best val acc {best:.4f}" if best is not None else "all of train, no val hold-out: last epoch kept"
@@ -105,7 +117,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     m = metrics(predict(model, data, tta=args.tta))
     m.update(split=args.split, tta="flip" if args.tta else None, model=meta["model"], source=data.source)
     if args.json:
-        print(json.dumps(m, indent=1))
+        print(json_text(m))
         return
     lo, hi = m["accuracy_ci"] or (float("nan"),) * 2
     print(f"{meta['model']} on {data.source} [{args.split}{', flip TTA' if args.tta else ''}]: "
@@ -150,7 +162,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             results.append({"image": path, "error": str(e), "faces": []})
             failed += 1
     if args.json:
-        print(json.dumps(results, indent=1))
+        print(json_text(results))
     return 2 if failed else 0
 
 
@@ -158,6 +170,7 @@ def plan_outputs(args: argparse.Namespace) -> list[tuple[Path | None, Path | Non
     """Each input's (annotated file, CSV file), checked before any work: none is an input or exists already
     (unless --force), and inputs that share a name from two folders get two outputs."""
     videos = [p for p in args.images if video.is_video(p)]
+    args.csv, args.annotate = (os.path.expanduser(p) if p else p for p in (args.csv, args.annotate))
     if args.csv:
         check_output(args.csv, folder=len(videos) > 1, inputs=args.images, force=args.force or len(videos) > 1)
     if args.annotate:
@@ -216,9 +229,10 @@ def predict_video(args: argparse.Namespace, predictor: Predictor, path: str, ann
 def cmd_export(args: argparse.Namespace) -> None:
     """Export a checkpoint to ONNX and check that onnxruntime agrees with torch."""
     from fernb.export import export_onnx, onnx_parity  # onnx: only this command needs it
-    check_output(args.out, folder=False, inputs=[args.checkpoint or checkpoint.default_checkpoint()], force=args.force)
+    out = check_output(args.out, folder=False, inputs=[args.checkpoint or checkpoint.default_checkpoint()],
+                       force=args.force)
     model, meta = checkpoint.load_model(args.checkpoint)
-    out = export_onnx(model, args.out)
+    out = export_onnx(model, out)
     pixels = torch.randint(0, 256, (16, IMAGE_SIZE, IMAGE_SIZE), dtype=torch.uint8,
                            generator=torch.Generator().manual_seed(0))
     diff = onnx_parity(model, out, pixels)
@@ -353,6 +367,8 @@ def add_predict_parser(sub) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """The `fernb` command: parse, run the subcommand, and turn every user error into one line and exit 2."""
+    if hasattr(sys.stdout, "reconfigure"):  # a file name that is not UTF-8 prints with \x escapes, as on stderr
+        sys.stdout.reconfigure(errors="backslashreplace")
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # --help, --version, or a bad option (argparse has printed its line)

@@ -87,7 +87,7 @@ def split_indices(pool: Pool, split: str, val_fraction: float = 0.1, seed: int =
 def check_holdout(val_fraction: float, seed: int) -> None:
     """Refuse a hold-out that cannot be carved: a fraction outside (0, 1) or a negative or non-integer seed."""
     check_number("val_fraction", val_fraction, 0, 1, lo_open=True, error=DataError)
-    check_number("seed", seed, 0, whole=True, error=DataError)
+    check_number("seed", seed, 0, 2**32, whole=True, error=DataError)
 
 
 def _stratified_holdout(idx: np.ndarray, labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -11,7 +11,7 @@ import torch
 from fernb.augment import to_input
 from fernb.data import FERData, load
 from fernb.device import autocast, cpu_bf16
-from fernb.errors import DataError
+from fernb.errors import CheckpointError, DataError
 from fernb.fast import for_inference
 from fernb.stats import wilson
 
@@ -51,7 +51,11 @@ class Predictor:
         """Class probabilities [N, C] for uint8 faces [N, 48, 48]; tta averages each face with its mirror image."""
         if not len(images):
             return torch.empty(0, len(self.classes))
-        return run_model(self.model, images, self.batch_size, precision=self.precision, tta=tta).softmax(-1)
+        logits = run_model(self.model, images, self.batch_size, precision=self.precision, tta=tta)
+        if logits.shape[1] != len(self.classes):
+            raise CheckpointError(f"the model gives {logits.shape[1]} outputs for {len(self.classes)} classes "
+                                  f"({', '.join(self.classes)}); its checkpoint's config.json is not its own")
+        return logits.softmax(-1)
 
 
 def as_predictor(model: torch.nn.Module | Predictor, classes) -> Predictor:

@@ -6,11 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from fernb.data import IMAGE_SIZE
 from fernb.errors import PhotoError
 from fernb.evaluate import Predictor, as_predictor
+from fernb.images import open_image, why_missing
 
 # Photos are shrunk to this longest side for detection, since Haar's cost grows with the pixels (README: photo
 # latency). Faces smaller than about 8% of the longest side (32 px at 400) are missed.
@@ -28,19 +29,15 @@ class Face:
 
 
 def read_photo(path: str | Path) -> np.ndarray:
-    """Any photo file (RGB, RGBA, grey, palette; EXIF orientation honoured) as RGB uint8 [H, W, 3]."""
+    """Any photo file (RGB, RGBA, grey, palette, 16-bit; EXIF orientation honoured) as RGB uint8 [H, W, 3]."""
     path = Path(path)
     if path.is_dir():
         raise PhotoError(f"{path}: is a folder; pass photo files, e.g. {path}/*.jpg")
     if not path.is_file():
-        raise PhotoError(f"{path}: no such file; check the path")
+        raise PhotoError(f"{path}: {why_missing(path)}")
     if path.stat().st_size == 0:
         raise PhotoError(f"{path}: empty file; pass a JPEG or PNG photo")
-    try:
-        with Image.open(path) as im:
-            return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise PhotoError(f"{path}: not a readable image ({e.__class__.__name__}); pass a JPEG or PNG photo") from None
+    return np.asarray(open_image(path, PhotoError).convert("RGB"))
 
 
 def to_grey(photo: np.ndarray) -> np.ndarray:
@@ -63,7 +60,10 @@ def detect(photo: np.ndarray, side: int = DETECT_SIDE, min_face: int = 32) -> li
     import cv2
     grey = to_grey(photo)
     scale = min(1.0, side / max(grey.shape))
-    small = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else grey
+    size = (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale)))
+    if min(size) < min_face:  # a sliver of a picture (a 40000x40 banner, say) holds no face this size
+        return []
+    small = cv2.resize(grey, size, interpolation=cv2.INTER_AREA) if scale < 1 else grey
     boxes = _cascade().detectMultiScale(cv2.equalizeHist(small), scaleFactor=1.15, minNeighbors=5,
                                         minSize=(min_face, min_face))
     boxes = [tuple(int(round(v / scale)) for v in b) for b in (boxes if len(boxes) else [])]
@@ -102,8 +102,9 @@ def predict_faces(model, photo: np.ndarray, classes) -> list[dict]:
     faces = detect_and_crop(photo)
     if not faces:
         return []
-    probs = predict_crops(as_predictor(model, classes), [f.crop for f in faces])
-    return [face_row(f.box, p, classes) for f, p in zip(faces, probs)]
+    predictor = as_predictor(model, classes)  # labels are the model's own classes, whatever the caller passed
+    probs = predict_crops(predictor, [f.crop for f in faces])
+    return [face_row(f.box, p, predictor.classes) for f, p in zip(faces, probs)]
 
 
 def face_row(box, probs, classes) -> dict:
@@ -121,8 +122,9 @@ def whole_face(photo: np.ndarray) -> np.ndarray:
 
 def predict_whole(model, photo: np.ndarray, classes) -> list[dict]:
     """The picture classified whole, as one face crop: its box is the whole picture."""
-    p = predict_crops(as_predictor(model, classes), [whole_face(photo)])[0]
-    return [face_row((0, 0, photo.shape[1], photo.shape[0]), p, classes)]
+    predictor = as_predictor(model, classes)
+    p = predict_crops(predictor, [whole_face(photo)])[0]
+    return [face_row((0, 0, photo.shape[1], photo.shape[0]), p, predictor.classes)]
 
 
 def annotate(photo: np.ndarray, faces: list[dict]) -> Image.Image:

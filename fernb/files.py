@@ -12,6 +12,7 @@ from fernb.errors import OutputError
 
 LOCK = ".fernb-run.lock"  # in a run folder while a run writes it: {"pid": ...}
 RUN_FILES = ("weights.safetensors", "config.json", "resume.pt")  # what a run writes into its folder
+NAME_MAX = 255  # bytes in one file name, on Linux, macOS and Windows file systems alike
 
 
 def check_output(path: str | Path, folder: bool, inputs: Iterable[str | Path] = (), force: bool = False) -> Path:
@@ -19,6 +20,9 @@ def check_output(path: str | Path, folder: bool, inputs: Iterable[str | Path] = 
     input folder; an existing file (unless force); a file where a folder goes or the reverse; a path under a
     file; a folder without write permission."""
     path = Path(path).expanduser()
+    if len(os.fsencode(path.name)) > NAME_MAX:
+        raise OutputError(f"{path.name[:40]}...: a name of {len(os.fsencode(path.name))} bytes, longer than the "
+                          f"{NAME_MAX} a file system allows; pick a shorter name")
     if folder and path.exists() and not path.is_dir():
         raise OutputError(f"{path}: is a file, but a folder is needed here; pick another path")
     if not folder and path.is_dir():
@@ -137,12 +141,25 @@ def unique_names(paths: Iterable[str | Path], suffix: str) -> list[str]:
 
 def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
     """Call write(tmp) on a temp file beside path, then rename it onto path (atomic on one file system)."""
-    path = Path(path)
+    return atomic_writes({Path(path): write})[0]
+
+
+def atomic_writes(writes: dict[Path, Callable[[Path], object]]) -> list[Path]:
+    """Write every file to a temp file first, then rename them all into place, in order: files that belong
+    together (weights and their config) are never left half old, half new by an error or a kill while writing."""
     # same suffix: numpy and PIL pick formats by it; a short name: a long one would not fit the file system's limit
-    tmp = path.with_name(f".fernb-{os.getpid()}-{abs(hash(path.name)) % 10**8}.tmp{path.suffix[:16]}")
+    tmps = {path: path.with_name(f".fernb-{os.getpid()}-{abs(hash(path.name)) % 10**8}.tmp{path.suffix[:16]}")
+            for path in writes}
     try:
-        write(tmp)
-        os.replace(tmp, path)
+        for path, write in writes.items():
+            write(tmps[path])
+        for path, tmp in tmps.items():
+            os.replace(tmp, path)
+    except OSError as e:
+        if e.errno is None:  # not the file system's: the writer's own error, raised as it is
+            raise
+        raise OutputError(f"{path}: cannot be written ({e.strerror}); pick another path, or free some space") from None
     finally:
-        tmp.unlink(missing_ok=True)
-    return path
+        for tmp in tmps.values():
+            tmp.unlink(missing_ok=True)
+    return list(writes)

@@ -8,9 +8,16 @@ import torch
 from matplotlib.figure import Figure
 
 from fernb.data import CLASSES
+from fernb.errors import DataError
 from fernb.evaluate import Predictions
 
 PALETTE = dict(zip(CLASSES, sns.color_palette("Set2", len(CLASSES))))
+
+
+def _need(n: int, what: str) -> None:
+    """Refuse to draw a figure of nothing, in one line naming what is missing."""
+    if not n:
+        raise DataError(f"nothing to plot: no {what}; check the data or predictions passed in")
 
 
 def _overlay(ax, cam) -> None:
@@ -40,6 +47,7 @@ def _face(ax, image, title: str = "", color=None) -> None:
 
 def class_counts(splits: dict[str, dict[str, int]], title: str = "Images per class") -> Figure:
     """Grouped bars of images per class for each split, with each class's share of the first split."""
+    _need(len(splits) and sum(next(iter(splits.values())).values()), "images in the first split")
     classes = list(next(iter(splits.values())))
     fig, ax = plt.subplots(figsize=(9, 4), layout="constrained")
     width = 0.8 / len(splits)
@@ -87,6 +95,7 @@ def pixel_stats(images: torch.Tensor, labels: torch.Tensor, classes) -> Figure:
 
 def image_strip(images, titles=None, title: str = "") -> Figure:
     """Faces in one row, with optional titles."""
+    _need(len(images), "faces")
     n = len(images)
     fig, axes = plt.subplots(1, n, figsize=(n * 1.3, 1.8), squeeze=False, layout="constrained")
     for j in range(n):
@@ -98,6 +107,7 @@ def image_strip(images, titles=None, title: str = "") -> Figure:
 
 def augment_rows(rows: dict[str, torch.Tensor], title: str, width: int | None = None) -> Figure:
     """One row of faces per name (the name on the left); a row may hold fewer faces than the longest (or width)."""
+    _need(sum(len(v) for v in rows.values()), "faces in any row")
     n = width or max(len(v) for v in rows.values())
     fig, axes = plt.subplots(len(rows), n, figsize=(n * 1.1, len(rows) * 1.2), squeeze=False,
                              layout="constrained")
@@ -119,6 +129,7 @@ def lr_schedule(progress, lrs, title: str = "Learning rate over the run") -> Fig
 
 def training_curves(history: list[dict]) -> Figure:
     """Loss and accuracy per epoch for train and val."""
+    _need(len(history), "epochs in the history")
     ep = [r["epoch"] for r in history]
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.8), layout="constrained")
     for key, ax in (("loss", a), ("acc", b)):
@@ -157,6 +168,7 @@ def per_class_f1(per_class: dict[str, dict]) -> Figure:
 
 def reliability(cal: dict) -> Figure:
     """Reliability diagram: accuracy against confidence per bin, with the expected calibration error."""
+    _need(sum(cal.get("count", [])), "faces in any confidence bin")
     edges = np.asarray(cal["edges"])
     centers, width = (edges[:-1] + edges[1:]) / 2, edges[1] - edges[0]
     used = np.asarray(cal["count"]) > 0
@@ -174,6 +186,7 @@ def reliability(cal: dict) -> Figure:
 
 def view_classify(pred: Predictions, i: int, ax_img=None, ax_bar=None) -> Figure:
     """One face with its class-probability bars (the original notebook's view_classify, done well)."""
+    _need(0 <= i < len(pred.labels), f"face {i} among the {len(pred.labels)} predicted")
     if ax_img is None:
         fig, (ax_img, ax_bar) = plt.subplots(1, 2, figsize=(6, 2.6), gridspec_kw={"width_ratios": [1, 1.6]},
                                              layout="constrained")
@@ -190,6 +203,7 @@ def view_classify(pred: Predictions, i: int, ax_img=None, ax_bar=None) -> Figure
 
 def class_probabilities(pred: Predictions, indices) -> Figure:
     """view_classify for several faces, one per row."""
+    _need(len(indices), "faces chosen")
     fig, axes = plt.subplots(len(indices), 2, figsize=(6.5, 2.1 * len(indices)),
                              gridspec_kw={"width_ratios": [1, 1.8]}, squeeze=False, layout="constrained")
     for row, i in enumerate(indices):
@@ -217,6 +231,7 @@ def right_and_wrong(pred: Predictions, k: int, right, wrong) -> Figure:
 
 def saliency(images, cams, titles=None, title: str = "Grad-CAM: where the evidence was") -> Figure:
     """Faces (top row) and their Grad-CAM heat maps over them (bottom row)."""
+    _need(len(images), "faces")
     n = len(images)
     fig, axes = plt.subplots(2, n, figsize=(n * 1.4, 3.2), squeeze=False, layout="constrained")
     for j in range(n):
@@ -252,6 +267,7 @@ def show_image(image, title: str = "") -> Figure:
 
 def face_report(crops, probs, classes, cams) -> Figure:
     """For each face of a photo: the 48x48 crop, its Grad-CAM, and its class-probability bars."""
+    _need(len(crops), "faces found")
     fig, axes = plt.subplots(len(crops), 3, figsize=(8, 2.3 * len(crops)), squeeze=False,
                              gridspec_kw={"width_ratios": [1, 1, 2]}, layout="constrained")
     for i, (crop, p, cam) in enumerate(zip(crops, probs, cams)):

@@ -3,6 +3,7 @@ through a content-keyed cache of the decoded arrays."""
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import os
 import stat
@@ -13,11 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from fernb import synthetic
-from fernb.errors import DataError
+from fernb.errors import DataError, OutputError
 from fernb.files import atomic_write
+from fernb.images import open_image
 
 CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")  # canonical: alphabetical, as the folders
 CSV_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")  # Kaggle's fer2013.csv emotion ids
@@ -68,12 +70,26 @@ def read_pool(source: str | os.PathLike | None = None) -> Pool:
     if src == "synthetic":
         print(synthetic_notice(asked=str(source) == "synthetic"), file=sys.stderr)
         return synthetic_pool()
+    try:
+        return _read_pool(src)
+    except DataError as e:
+        if source is None or str(source) == "":  # the user may not know where the path came from: say it
+            raise DataError(f"{e} (the data path {src} came from " + ("$FERNB_DATA)" if os.environ.get("FERNB_DATA")
+                                                                      else "the default ./data/fer2013)")) from None
+        raise
+
+
+def _read_pool(src: str) -> Pool:
+    """Read a folder or CSV source through the cache."""
     path = Path(src).expanduser()
     if not path.exists():
         raise DataError(f"{path}: no such file or folder; pass a FER-2013 folder (train/ and/or test/) or fer2013.csv, "
                         "or fetch it with `fernb download data/fer2013`")
     if path.is_dir():
-        files, notes = scan_folder(path)
+        try:
+            files, notes = scan_folder(path)
+        except OSError as e:  # a folder we may not list: permissions, a loop of links
+            raise DataError(f"{e.filename or path}: cannot be listed ({e.strerror}); make it readable for you") from None
         pool = _cached(path, _fingerprint_files(path, files, notes["classes"]),
                        lambda: _read_folder(path, files, notes["classes"]))
         say_what_was_mapped(path, notes)
@@ -116,13 +132,22 @@ def scan_folder(root: Path) -> tuple[list[tuple[str, int, str, int, int]], dict]
             if not entries:
                 raise DataError(f"{folder / name}: class folder is empty; add its images or re-download the dataset")
             for e in entries:
-                st = e.stat()
+                st = _stat(e)
                 files.append((usage_of(d, e.name), classes.index(c), e.path, st.st_size, st.st_mtime_ns))
     if not files:
         raise DataError(f"{root}: found neither train/ nor test/ (nor class folders); expected ROOT/train/<class>/*.jpg "
                         "and/or ROOT/test/<class>/*.jpg, or ROOT/<class>/*.jpg (fetch FER-2013 with `fernb download DEST`)")
     mapped = {f: c for folders in named.values() for f, c in folders.items() if f != c}
     return files, {"classes": classes, "mapped": mapped}
+
+
+def _stat(entry: os.DirEntry) -> os.stat_result:
+    """An image file's size and time, following links; one line naming a broken link, a loop or an unreadable file."""
+    try:
+        return entry.stat()
+    except OSError as e:
+        raise DataError(f"{entry.path}: cannot be read ({'a link in a loop' if e.errno == errno.ELOOP else e.strerror}"
+                        "); fix or remove it") from None
 
 
 def class_folders(split_dir: Path) -> dict[str, str]:
@@ -165,19 +190,16 @@ def _fingerprint_files(root: Path, files: list[tuple[str, int, str, int, int]], 
 
 
 def decode_image(path: str | Path) -> tuple[np.ndarray, bool]:
-    """Decode one face to 48x48 grey uint8; returns (pixels, was_resized)."""
+    """Decode one face to 48x48 grey uint8, upright and scaled as a photo is (images.open_image); returns (pixels,
+    was_resized)."""
     path = Path(path)
     if path.suffix.lower() not in _IMAGE_SUFFIXES:
         raise DataError(f"{path}: not an image file (expected .jpg/.png); remove it from the class folder")
-    try:
-        with Image.open(path) as im:
-            im = im.convert("L")
-            resized = im.size != (IMAGE_SIZE, IMAGE_SIZE)
-            if resized:  # our call: resize rather than refuse, so a folder of your own face crops works too
-                im = im.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BICUBIC)
-            return np.asarray(im, dtype=np.uint8), resized
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise DataError(f"{path}: corrupt or unreadable image ({e.__class__.__name__}); delete or replace it") from None
+    im = open_image(path, DataError).convert("L")
+    resized = im.size != (IMAGE_SIZE, IMAGE_SIZE)
+    if resized:  # our call: resize rather than refuse, so a folder of your own face crops works too
+        im = im.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BICUBIC)
+    return np.asarray(im, dtype=np.uint8), resized
 
 
 def _read_folder(root: Path, files: list[tuple[str, int, str, int, int]], classes: tuple[str, ...]) -> Pool:
@@ -218,6 +240,8 @@ def read_csv(path: Path) -> Pool:
                     usage.append(USAGES.index(use))
     except UnicodeDecodeError:
         raise DataError(f"{path}: not a text file; pass Kaggle's fer2013.csv (emotion,pixels,Usage)") from None
+    except PermissionError:
+        raise DataError(f"{path}: not readable for you (permission denied); make it readable, e.g. chmod a+r") from None
     if not images:
         raise DataError(f"{path}: has a header but no rows; is the download complete?")
     return Pool(np.stack(images), np.array(labels, np.int64), np.array(usage, np.uint8), str(path), "csv")
@@ -274,7 +298,7 @@ def _cached(data_dir: Path, key: str, build) -> Pool:
         atomic_write(path, lambda tmp: np.savez(tmp, images=pool.images, labels=pool.labels, usage=pool.usage,
                                                 source=pool.source, layout=pool.layout, resized=pool.resized,
                                                 classes=np.array(pool.classes)))
-    except OSError as e:  # a cache we cannot write only costs speed
-        print(f"fernb: could not write the cache {path} ({e.strerror}); set FERNB_CACHE_DIR to a writable folder",
-              file=sys.stderr)
+    except (OSError, OutputError) as e:  # a cache we cannot write only costs speed
+        print(f"fernb: could not write the cache {path} ({getattr(e, 'strerror', None) or e}); set FERNB_CACHE_DIR "
+              "to a writable folder", file=sys.stderr)
     return pool

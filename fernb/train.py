@@ -92,7 +92,7 @@ def check_config(cfg: TrainConfig) -> None:
     check_type("pretrained", cfg.pretrained, (bool, str))
     check_type("init", cfg.init, (str, type(None)))
     check_type("augment", cfg.augment, AugmentConfig)
-    check_number("seed", cfg.seed, 0, whole=True)
+    check_number("seed", cfg.seed, 0, 2**32, whole=True)  # numpy and torch both take seeds below 2**32
     check_type("device", cfg.device, str)
     check_choice("precision", cfg.precision, PRECISIONS)
     if (cfg.augment.mixup > 0 or cfg.augment.cutmix > 0) and cfg.batch_size % 2:
@@ -106,10 +106,11 @@ def check_config(cfg: TrainConfig) -> None:
 
 
 def fit(train: FERData, val: FERData | None, cfg: TrainConfig | None = None, out: str | Path | None = None,
-        resume: bool = False, progress: bool = True, force: bool = False) -> dict:
+        resume: bool = False, progress: bool = True, force: bool = False, note: dict | None = None) -> dict:
     """Train cfg.model on train, keep the epoch with the best val accuracy (the last without val) and save it to out;
     returns the run summary, whose "network" is the kept model (EMA weights when EMA is on). out may hold another
-    run only with resume (continue it) or force (overwrite it), and is locked while the run writes it.
+    run only with resume (continue it) or force (overwrite it), and is locked while the run writes it; note holds
+    fields that config.json records beside the run's own, from its first save (notebook 03 records who made it).
 
     With cfg.minutes the LR schedule spans the budget (progress = elapsed time / budget), so training ends on time
     with the schedule finished; set-up (choosing the model and precision by measurement) is not counted.
@@ -117,17 +118,17 @@ def fit(train: FERData, val: FERData | None, cfg: TrainConfig | None = None, out
     check_splits(train, val)
     out = Path(out).expanduser() if out is not None else None
     with claim_run_folder(out, resume, force, inputs=[train.source]):
-        return run_epochs(train, val, cfg or TrainConfig(), out, resume and out is not None, progress)
+        return run_epochs(train, val, cfg or TrainConfig(), out, resume and out is not None, progress, note or {})
 
 
 def run_epochs(train: FERData, val: FERData | None, cfg: TrainConfig, out: Path | None, resume: bool,
-               progress: bool) -> dict:
+               progress: bool, note: dict) -> dict:
     """fit's story once its output is claimed: set up, epochs of training, validate, keep, save."""
     run = Run(train, cfg)
     if resume and (out / STATE).exists():
         check_same_data(out, train)
         run.load_state(out)
-    meta = run.meta(train, val)
+    meta = {**run.meta(train, val), **note}
     run.start(val)
     while run.progress() < 1:  # epochs until the schedule ends: cfg.epochs of them, or as many as the budget holds
         row = run.train_epoch(progress)

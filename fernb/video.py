@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 from fernb.errors import PhotoError, check_number
 from fernb.evaluate import as_predictor
 from fernb.files import atomic_write
+from fernb.images import why_missing
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
 BOX = ("x", "y", "w", "h")
@@ -69,8 +70,12 @@ def open_video(path: str | Path):
     path = Path(path)
     if path.is_dir():
         raise PhotoError(f"{path}: is a folder; pass video files, e.g. {path}/*.mp4")
-    if not path.is_file() or path.stat().st_size == 0:
-        raise PhotoError(f"{path}: {'empty file' if path.is_file() else 'no such file'}; pass a video file")
+    if not path.is_file():
+        raise PhotoError(f"{path}: {why_missing(path)}")
+    if path.stat().st_size == 0:
+        raise PhotoError(f"{path}: empty file; pass a video file")
+    if _is_picture(path):
+        raise PhotoError(f"{path}: a still image under a video's name; rename it (.jpg, .png) to read it as a photo")
     cap = cv2.VideoCapture(str(path))
     ok, first = cap.read() if cap.isOpened() else (False, None)
     if not ok:
@@ -81,6 +86,16 @@ def open_video(path: str | Path):
     return cap, cap.get(cv2.CAP_PROP_FPS) or 25.0  # some containers store no rate: assume 25
 
 
+def _is_picture(path: Path) -> bool:
+    """True when Pillow knows the file as a still image (OpenCV would read a JPEG named .mp4 as a one-frame video)."""
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(path) as im:
+            return im.format not in ("GIF", "MPO") or getattr(im, "n_frames", 1) == 1
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        return False
+
+
 def frame_step(rate: float, every: int = 1, fps: float | None = None) -> int:
     """Analyse every step-th frame: every, or as many as give about fps frames a second."""
     return max(1, round(rate / fps)) if fps else max(1, every)
@@ -89,7 +104,8 @@ def frame_step(rate: float, every: int = 1, fps: float | None = None) -> int:
 def frames(cap, rate: float, step: int, name: str = "video"):
     """Yield (frame number, time in seconds, RGB frame) of every step-th frame of an open capture; releases it."""
     import cv2
-    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    total = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT))) or None  # what the container says; some say nothing
+    n = 0
     try:
         for n in tqdm(range(total or 10**9), desc=name, unit="frame", leave=False):
             ok, bgr = cap.read()
@@ -97,8 +113,13 @@ def frames(cap, rate: float, step: int, name: str = "video"):
                 break
             if n % step == 0:
                 yield n, n / rate, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        else:
+            n = total or n
     finally:
         cap.release()
+    if total and n < total - max(2, total // 20):  # a few frames short is an estimate's error; more is damage
+        raise PhotoError(f"{name}: the video stops after {n} of the {total} frames it says it has (truncated or "
+                         "damaged); repair it, e.g. ffmpeg -i IN -c:v libx264 OUT.mp4, and run again")
 
 
 def analyse(model, path: str | Path, classes, every: int = 1, fps: float | None = None, smooth: float = 0.0,
@@ -106,8 +127,18 @@ def analyse(model, path: str | Path, classes, every: int = 1, fps: float | None 
     """One row per face per analysed frame: time, frame, face id, box and the class probabilities;
     smooth in [0, 1) blends each face's probabilities with its previous ones (an exponential moving average).
     model: a Predictor, or a model that one is made from, once for the whole video."""
+    if annotated is not None:  # into a temp file, renamed when the video is done: never half a video under its name
+        rows: list[dict] = []
+        atomic_write(annotated, lambda tmp: rows.extend(_analyse(model, path, classes, every, fps, smooth, tmp)))
+        return rows
+    return _analyse(model, path, classes, every, fps, smooth, annotated)
+
+
+def _analyse(model, path, classes, every, fps, smooth, annotated) -> list[dict]:
+    """analyse, writing the annotated video (if any) straight to `annotated`."""
     from fernb.faces import annotate, detect_and_crop, predict_crops
     fast = as_predictor(model, classes)
+    classes = fast.classes  # the model's own, whatever the caller passed
     cap, rate = open_video(path)
     step = frame_step(rate, every, fps)
     tracker, last, rows, writer = Tracker(), {}, [], None
