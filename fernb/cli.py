@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from fernb import __version__, checkpoint, faces, video
+from fernb import __version__, checkpoint, faces, ferplus, video
 from fernb.data import IMAGE_SIZE, FERData, describe, load_train_val, read_pool, resolve_source
 from fernb.download import REPO_URL, download
 from fernb.errors import DataError, FernbError, OutputError, check_number
@@ -42,7 +42,7 @@ def json_text(obj) -> str:
 
 def cmd_info(args: argparse.Namespace) -> None:
     """Print the layout, counts per split and class, and image size of a source."""
-    info = describe(read_pool(args.data), args.val_fraction, args.seed)
+    info = describe(source_pool(args), args.val_fraction, args.seed)
     if args.json:
         print(json_text(info))
         return
@@ -51,6 +51,22 @@ def cmd_info(args: argparse.Namespace) -> None:
     print("split".ljust(12) + "".join(c[:8].rjust(9) for c in info["classes"]) + "total".rjust(8))
     for split, s in info["splits"].items():
         print(split.ljust(12) + "".join(str(n).rjust(9) for n in s["per_class"].values()) + str(s["total"]).rjust(8))
+
+
+def source_pool(args: argparse.Namespace):
+    """The faces of --data, with FER+'s labels when --labels names fer2013new.csv."""
+    if args.labels:
+        return ferplus.read_pool(resolve_source(args.data), args.labels, args.label_mode)
+    return read_pool(args.data)
+
+
+def add_data_options(s) -> None:
+    """--data, and FER+'s --labels and --label-mode beside it: info, train and evaluate take all three."""
+    s.add_argument("--data", help=DATA_HELP)
+    s.add_argument("--labels", metavar="FER2013NEW_CSV", help="FER+ labels (microsoft/FERPlus's fer2013new.csv), "
+                   "paired row by row with --data fer2013.csv: 8 classes, contempt included")
+    s.add_argument("--label-mode", choices=ferplus.MODES, default="majority", help="FER+ labels: the majority's "
+                   "emotion (default; faces without one dropped), or the vote distribution as soft targets")
 
 
 def cmd_download(args: argparse.Namespace) -> None:
@@ -90,11 +106,11 @@ def saved_run(out: Path, given: dict, val_fraction: float | None) -> tuple[Train
 
 def cmd_train(args: argparse.Namespace) -> None:
     """Train a model on a source's train split, select on val, save a checkpoint directory."""
-    inputs = [resolve_source(args.data), *[p for p in (args.init, args.pretrained) if isinstance(p, str)]]
+    inputs = [resolve_source(args.data), *[p for p in (args.init, args.pretrained, args.labels) if isinstance(p, str)]]
     out = check_output(args.out or checkpoint.RUNS_DEFAULT, folder=True, inputs=inputs)
     cfg, holdout = train_config(args, out)  # every option checked first
     check_run_folder(out, args.resume, args.force)  # before reading the data: fit claims it again, and locks it
-    train, val = load_train_val(args.data, **holdout)
+    train, val = load_train_val(pool=source_pool(args), **holdout)
     summary = fit(train, val, cfg, out=out, resume=args.resume, progress=not args.json, force=args.force)
     summary.pop("network")
     if args.json:
@@ -108,7 +124,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     """Accuracy, macro-F1, per-class scores and confusion matrix of a checkpoint on one split."""
     model, meta = checkpoint.load_model(args.checkpoint)
-    data = load_split(meta, args.data, args.split)
+    data = load_split(meta, args.data, args.split, pool=source_pool(args))
     if args.skip_unknown:
         data = only_classes(data, meta["classes"])
     if not len(data):
@@ -242,9 +258,9 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> None:
     """Serve the live demo in the browser until Ctrl-C."""
-    from fernb.demo import launch  # gradio: an optional extra
+    from fernb.demo import LOCAL, launch  # gradio: an optional extra
     check_number("port", args.port, 1, 65536, whole=True)
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
+    if args.host not in LOCAL:
         print(f"fernb: WARNING: --host {args.host} serves the demo, webcam frames included, to other computers "
               "that can reach this one; use the default 127.0.0.1 to keep it on this machine", file=sys.stderr)
     print(f"fernb demo on http://{args.host}:{args.port}/ (Ctrl-C stops it)", flush=True)
@@ -265,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("info", help="show what a data source holds")
-    s.add_argument("--data", help=DATA_HELP)
+    add_data_options(s)
     s.add_argument("--val-fraction", type=float, default=0.1, help="hold-out carved from train (default 0.1)")
     s.add_argument("--seed", type=int, default=0, help="seed of that hold-out (default 0)")
     s.add_argument("--json", action="store_true", help="print JSON")
@@ -279,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_parser(sub)
 
     s = sub.add_parser("evaluate", help="score a checkpoint on one split")
-    s.add_argument("--data", help=DATA_HELP)
+    add_data_options(s)
     s.add_argument("--skip-unknown", action="store_true", help=SKIP_HELP)
     s.add_argument("--split", default="test", help="train, val, test, publictest or privatetest (default test)")
     s.add_argument("--checkpoint", help=CHECKPOINT_HELP)
@@ -312,7 +328,7 @@ def add_train_parser(sub) -> None:
     d = TrainConfig()
     s = sub.add_parser("train", help="train a model; the kept epoch is chosen on val")
     g = s.add_argument_group("data")
-    g.add_argument("--data", help=DATA_HELP)
+    add_data_options(g)
     g.add_argument("--val-fraction", type=float, help="hold-out carved from train for selection (default 0.1); "
                    "0: all of train, last epoch kept")
     g = s.add_argument_group("model and recipe")

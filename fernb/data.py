@@ -28,6 +28,7 @@ class FERData:
     split: str
     source: str
     holdout: dict | None = None  # {"val_fraction", "seed"} that carved train/val: fit stores it in the checkpoint
+    targets: torch.Tensor | None = None  # float [N, C] soft targets that training learns instead of labels (FER+)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -37,6 +38,8 @@ class FERData:
         scoring on val can tell the same data from other data."""
         h = hashlib.sha1(self.images.contiguous().numpy().tobytes())
         h.update(self.labels.contiguous().numpy().tobytes())
+        if self.targets is not None:
+            h.update(self.targets.contiguous().numpy().tobytes())
         return h.hexdigest()[:16]
 
     def counts(self) -> dict[str, int]:
@@ -55,7 +58,8 @@ def load(source: str | os.PathLike | None = None, split: str = "train", val_frac
     idx = split_indices(pool, split, val_fraction, seed)
     holdout = {"val_fraction": val_fraction, "seed": seed} if split in ("train", "val") else None
     return FERData(images=torch.from_numpy(pool.images[idx]), labels=torch.from_numpy(pool.labels[idx]),
-                   classes=pool.classes, split=split, source=pool.source, holdout=holdout)
+                   classes=pool.classes, split=split, source=pool.source, holdout=holdout,
+                   targets=None if pool.soft is None else torch.from_numpy(pool.soft[idx]))
 
 
 def load_train_val(source: str | os.PathLike | None = None, val_fraction: float = 0.1, seed: int = 0,

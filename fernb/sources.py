@@ -44,6 +44,7 @@ class Pool:
     layout: str  # "folder", "csv" or "synthetic"
     resized: int = 0  # how many images were not 48x48 and were resized
     classes: tuple[str, ...] = CLASSES  # FER-2013's seven, or the class folders a source of your own has
+    soft: np.ndarray | None = None  # float32 [N, C]: soft targets (FER+'s vote distributions), or None
 
 
 def resolve_source(source: str | os.PathLike | None = None) -> str:

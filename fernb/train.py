@@ -183,6 +183,10 @@ class Run:
         self.augment = BatchAugment(cfg.augment, cfg.seed, self.device)
         self.mix = Mix(cfg.augment, len(train.classes), cfg.label_smoothing, cfg.seed)  # off: passes (x, y) through
         self.smoothing = 0.0 if self.mix.on else cfg.label_smoothing  # mixup's soft targets are smoothed already
+        if train.targets is not None and self.mix.on:
+            raise ConfigError("mixup and cutmix mix hard labels, but these faces carry soft targets (FER+ probability "
+                              "labels); turn mixup and cutmix off, or use the majority labels")
+        self.targets = self.labels if train.targets is None else train.targets.to(self.device)  # what the loss learns
         self.weight = class_weights(train.labels, len(train.classes)).to(self.device) if cfg.class_weights else None
         self.order = torch.Generator().manual_seed(cfg.seed)  # draws each epoch's order of faces
         self.steps_per_epoch = len(self.labels) // self.batch_size
@@ -215,7 +219,7 @@ class Run:
             if (p := self.progress()) >= 1:
                 break
             idx = order[i * bs:(i + 1) * bs]
-            loss, logits = self.step(self.images[idx], self.labels[idx], lr_at(p, self.cfg.lr, self.cfg.warmup))
+            loss, logits = self.step(self.images[idx], self.targets[idx], lr_at(p, self.cfg.lr, self.cfg.warmup))
             seen += len(idx)
             loss_sum += loss.detach() * len(idx)
             correct += (logits.argmax(-1) == self.labels[idx]).sum()

@@ -213,3 +213,14 @@ def test_train_on_your_own_classes_and_use_them_everywhere(tmp_path, capsys):
     assert sorted(json.loads(capsys.readouterr().out)[0]["faces"][0]["probs"]) == sorted(m["classes"])
     assert main(["export", "--checkpoint", str(out), "--out", str(tmp_path / "m.onnx")]) == 0
     assert "output 'probs' [B,5] in class order angry,happy,sad,surprise,contempt" in capsys.readouterr().out
+    from fernb import checkpoint
+    from fernb.demo import label_frame
+    from fernb.evaluate import Predictor
+    model, meta = checkpoint.load(out)
+    astronaut = pytest.importorskip("skimage.data").astronaut()  # a photo with one face, as the demo gets frames
+    labelled, bars = label_frame(Predictor(model, meta["classes"]), ("a", "b"), astronaut)
+    assert sorted(bars) == sorted(m["classes"]) and labelled.shape == astronaut.shape
+    pytest.importorskip("gradio")
+    from fernb.demo import build
+    page = json.dumps(build(str(out)).config)
+    assert "5 classes (angry, happy, sad, surprise, contempt)" in page and "seven" not in page
