@@ -83,3 +83,9 @@ def pick_precision(model, x, y, device: torch.device, precision: str = "auto") -
     # native bf16 doubles plain convs but slows depthwise ones (EfficientNet): measure, don't guess
     bf16, fp32 = (seconds_per_step(model, x, y, device, p) for p in ("bf16", "fp32"))
     return "bf16" if bf16 < 0.9 * fp32 else "fp32"
+
+
+def cpu_class() -> str:
+    """This CPU in a few words, as every figure and timing names it: threads, the kernels torch runs, bf16."""
+    return (f"{torch.get_num_threads()}-thread CPU, {torch.backends.cpu.get_cpu_capability()} kernels, bf16 "
+            f"{'native' if cpu_bf16() else 'not native'}")

@@ -139,13 +139,17 @@ def metrics(pred: Predictions) -> dict:
             "confusion": confusion_matrix(y, p, labels=k).tolist(), "classes": list(pred.classes)}
 
 
-def most_confused(pred: Predictions, k: int = 5) -> list[tuple[str, str, int]]:
-    """The k most frequent (true, predicted, count) mistakes."""
+def most_confused(pred: Predictions, k: int = 5, by: str = "count") -> list[tuple[str, str, float]]:
+    """The k largest (true, predicted, size) mistakes, by count (how many faces) or by rate (the share of the true
+    class's faces that went to that prediction: a rare class's big errors are small counts)."""
     n = len(pred.classes)
-    cm = np.bincount(pred.labels.numpy() * n + pred.preds.numpy(), minlength=n * n).reshape(n, n)
+    cm = np.bincount(pred.labels.numpy() * n + pred.preds.numpy(), minlength=n * n).reshape(n, n).astype(float)
+    if by == "rate":
+        cm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
     np.fill_diagonal(cm, 0)
-    order = np.argsort(cm, axis=None)[::-1][:k]
-    return [(pred.classes[i], pred.classes[j], int(cm[i, j])) for i, j in zip(*np.unravel_index(order, cm.shape))
+    order = np.argsort(cm, axis=None, kind="stable")[::-1][:k]
+    cast = int if by == "count" else float
+    return [(pred.classes[i], pred.classes[j], cast(cm[i, j])) for i, j in zip(*np.unravel_index(order, cm.shape))
             if cm[i, j] > 0]
 
 

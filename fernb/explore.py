@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fernb import twins
 from fernb.augment import DEFAULT, AugmentConfig, BatchAugment, Mix, to_input, to_uint8
 from fernb.data import IMAGE_SIZE, USAGES, Pool
 from fernb.evaluate import Predictions
@@ -81,24 +82,16 @@ def pick_per_class(pred: Predictions, seed: int = 0) -> list[int]:
     return picks
 
 
-def most_confident(pred: Predictions, k: int, n: int = 6) -> tuple[list[int], list[int]]:
-    """Indices of class k's faces predicted right and wrong, each sorted by falling confidence, n at most;
-    a face that repeats one already picked is skipped (FER-2013 holds the same picture more than once)."""
+def most_confident(pred: Predictions, k: int, n: int = 6, shown: list[int] = ()) -> tuple[list[int], list[int]]:
+    """Indices of class k's faces predicted right and wrong, each sorted by falling confidence, n at most; a
+    near-twin of a face already picked, here or in `shown` (other rows of a gallery), is skipped: FER-2013 holds
+    the same picture more than once, re-cropped too, and under two labels (fernb.twins)."""
     order = torch.argsort(pred.confidence, descending=True)
     mine = order[pred.labels[order] == k]
-    right = pred.preds[mine] == k
-    return distinct(pred.images, mine[right].tolist(), n), distinct(pred.images, mine[~right].tolist(), n)
-
-
-def distinct(images: torch.Tensor, indices: list[int], n: int, min_diff: float = 10.0) -> list[int]:
-    """The first n of indices whose faces differ from each other by at least min_diff grey levels on average:
-    pixel-identical copies and re-encoded ones (a few levels of JPEG noise apart) count as the same picture."""
-    kept: list[int] = []
-    for i in indices:
-        face = images[i].float()
-        if len(kept) < n and all((face - images[j].float()).abs().mean() >= min_diff for j in kept):
-            kept.append(i)
-    return kept
+    right, wrong = mine[pred.preds[mine] == k].tolist()[:20 * n], mine[pred.preds[mine] != k].tolist()[:20 * n]
+    kept = twins.distinct(pred.images, [*shown, *right, *wrong], len(shown) + len(right) + len(wrong))
+    fresh = [i for i in kept if i not in set(shown)]
+    return [i for i in fresh if i in set(right)][:n], [i for i in fresh if i in set(wrong)][:n]
 
 
 def layer_table(model: nn.Module, in_chans: int = 1):

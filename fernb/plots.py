@@ -127,60 +127,189 @@ def lr_schedule(progress, lrs, title: str = "Learning rate over the run") -> Fig
     return fig
 
 
-def training_curves(history: list[dict]) -> Figure:
-    """Loss and accuracy per epoch for train and val."""
-    _need(len(history), "epochs in the history")
+BAR = "steelblue"  # one neutral colour: a hue per class would say nothing the axis labels do not
+CONFUSION_VIEWS = ("counts", "recall", "precision")
+
+
+def _kept(history: list[dict]) -> tuple[int, str]:
+    """The epoch fit keeps and why: the best val_acc (the later of a tie, as fit's >= rule), else the last epoch."""
+    if "val_acc" not in history[0]:
+        return history[-1]["epoch"], "last; no val"
+    best = max(r["val_acc"] for r in history)
+    return [r["epoch"] for r in history if r["val_acc"] == best][-1], "best val"
+
+
+def _curves(ax, history: list[dict], key: str, kept: int, why: str, train: str = "train (augmented)") -> None:
+    """Train and val curves of key per epoch, with the kept epoch as a dashed line and a star on its curve."""
     ep = [r["epoch"] for r in history]
+    ax.plot(ep, [r[f"train_{key}"] for r in history], "o-", ms=4, label=train)
+    shown = "val_" + key if "val_" + key in history[0] else "train_" + key
+    if shown.startswith("val"):
+        ax.plot(ep, [r[shown] for r in history], "o-", ms=4, label="val")
+    ax.axvline(kept, ls="--", color="grey", lw=1, label=f"kept epoch {kept}" + (f" ({why})" if why else ""))
+    at = [r[shown] for r in history if r["epoch"] == kept]
+    if at:  # a kept epoch outside the history still gets its line, only no star
+        ax.plot([kept], at[:1], "*", ms=14, color="tab:red", zorder=3)
+    ax.set(xlabel="epoch", ylabel="loss" if key == "loss" else "accuracy")
+
+
+def training_curves(history: list[dict], kept: int | None = None, title: str | None = None) -> Figure:
+    """Loss and accuracy per epoch for train and val, with the kept epoch (default: fit's pick) marked."""
+    _need(len(history), "epochs in the history")
+    best, why = _kept(history)
+    kept, why = (best, why) if kept is None or kept == best else (kept, "")
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.8), layout="constrained")
-    for key, ax in (("loss", a), ("acc", b)):
-        ax.plot(ep, [r[f"train_{key}"] for r in history], "o-", label="train (augmented)")
-        if "val_" + key in history[0]:
-            ax.plot(ep, [r[f"val_{key}"] for r in history], "o-", label="val")
-        ax.set(xlabel="epoch", ylabel=key if key == "loss" else "accuracy", title=f"{key.title()} per epoch")
-        ax.legend()
+    for key, ax, name in (("loss", a, "Loss"), ("acc", b, "Accuracy")):
+        _curves(ax, history, key, kept, why)
+        ax.set_title(f"{name} per epoch")
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
     return fig
 
 
-def confusion(cm, classes) -> Figure:
-    """Confusion matrix in counts and row-normalised (rows = true class)."""
+def compare_curves(runs: dict[str, list[dict]], key: str = "acc") -> Figure:
+    """Train and val curves of key ("acc" or "loss") for several runs side by side (shared y), each with its kept
+    epoch and its final train-minus-val gap (points for accuracy), e.g. without and with augmentation."""
+    if key not in ("acc", "loss"):
+        raise ValueError(f"compare_curves: key must be 'acc' or 'loss', not {key!r}")
+    _need(len(runs), "runs")
+    for name, history in runs.items():
+        _need(len(history), f"epochs in run {name!r}")
+    fig, axes = plt.subplots(1, len(runs), figsize=(min(11, 4.6 * len(runs)), 3.8), sharey=True, squeeze=False,
+                             layout="constrained")
+    for ax, (name, history) in zip(axes[0], runs.items()):
+        _curves(ax, history, key, *_kept(history), train="train")  # a run may have no augmentation
+        last = history[-1]
+        gap = last[f"train_{key}"] - last[f"val_{key}"] if "val_" + key in last else None
+        said = "no val curve" if gap is None else f"{100 * gap:+.1f} points" if key == "acc" else f"{gap:+.3f}"
+        # the gap goes in the panel's title: text inside the axes would cover some run's curves
+        ax.set_title(f"{name}\ngap at the end: {said}" + ("" if gap is None else " (train minus val)"), fontsize=10)
+        ax.legend(fontsize=8, loc="best")
+        if gap is not None:  # the gap the title names, drawn at the last epoch
+            ax.annotate("", (last["epoch"], last[f"val_{key}"]), (last["epoch"], last[f"train_{key}"]),
+                        arrowprops=dict(arrowstyle="<->", color="black", lw=1))
+    for ax in axes[0, 1:]:
+        ax.set_ylabel("")  # the shared y axis is named once, on the left
+    return fig
+
+
+def confusion(cm, classes, views: tuple[str, ...] = CONFUSION_VIEWS) -> Figure:
+    """Confusion matrix heat maps side by side (rows = true class, columns = predicted): any of counts, recall
+    (row-normalised) and precision (column-normalised), in the order given."""
     cm = np.asarray(cm)
-    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-    fig, (a, b) = plt.subplots(1, 2, figsize=(13, 5), layout="constrained")
-    sns.heatmap(cm, annot=True, fmt="d", cmap="Blues", xticklabels=classes, yticklabels=classes, ax=a, cbar=False)
-    sns.heatmap(norm, annot=True, fmt=".2f", cmap="Blues", xticklabels=classes, yticklabels=classes, ax=b,
-                vmin=0, vmax=1)
-    a.set(xlabel="predicted", ylabel="true", title="Confusion matrix (counts)")
-    b.set(xlabel="predicted", ylabel="true", title="Confusion matrix (row-normalised: recall on the diagonal)")
+    _need(cm.size, "classes in the confusion matrix")
+    if not views or set(views) - set(CONFUSION_VIEWS):
+        raise ValueError(f"confusion: views must be some of {CONFUSION_VIEWS}, not {views!r}")
+    # a class with no faces (row) or no predictions (column) divides by 1, not 0: it shows 0, not NaN
+    shown = {"counts": (cm, "d" if cm.dtype.kind in "iu" else "g",
+                        "Counts\n(rows = true class, columns = predicted)"),
+             "recall": (cm / np.maximum(cm.sum(1, keepdims=True), 1), ".2f",
+                        "Row-normalised: each row sums to 1\n(recall on the diagonal)"),
+             "precision": (cm / np.maximum(cm.sum(0, keepdims=True), 1), ".2f",
+                           "Column-normalised: each column sums to 1\n(precision on the diagonal)")}
+    fig, axes = plt.subplots(1, len(views), figsize=(4.5 * len(views), 4.4), squeeze=False, layout="constrained")
+    last_share = max((k for k, v in enumerate(views) if v != "counts"), default=None)
+    for k, (ax, view) in enumerate(zip(axes[0], views)):
+        data, fmt, title = shown[view]
+        share = view != "counts"
+        sns.heatmap(data, annot=True, fmt=fmt, cmap="Blues", xticklabels=classes, yticklabels=classes, ax=ax,
+                    vmin=0, vmax=1 if share else None, cbar=k == last_share,
+                    annot_kws={"size": 9}, cbar_kws={"label": "share", "shrink": 0.7})
+        ax.set(xlabel="predicted", ylabel="true", title=title)
+        ax.tick_params(axis="x", labelrotation=45)
+        ax.tick_params(axis="y", labelrotation=0)
+    return fig
+
+
+def per_class_recall(per_class: dict[str, dict], title: str = "Recall per class, sorted (95% intervals)") -> Figure:
+    """Horizontal recall bars, highest on top, with each 95% interval, precision and support; fig.order is the
+    class names top to bottom."""
+    _need(len(per_class), "classes")
+    order = sorted(per_class, key=lambda c: per_class[c]["recall"], reverse=True)
+    rec = np.array([per_class[c]["recall"] for c in order])
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(order) + 1.3), layout="constrained")
+    ax.barh(range(len(order)), rec, color=BAR, height=0.65)
+    for y, c in enumerate(order):
+        ci = per_class[c].get("recall_ci")
+        if ci is not None:
+            ax.errorbar(rec[y], y, xerr=[[max(0, rec[y] - ci[0])], [max(0, ci[1] - rec[y])]], fmt="none",
+                        ecolor="black", capsize=3, lw=1)
+        span = f" [{ci[0]:.2f}-{ci[1]:.2f}]" if ci is not None else ""
+        ax.text(max(rec[y], ci[1] if ci else 0) + 0.02, y,
+                f"recall {rec[y]:.2f}{span}, precision {per_class[c]['precision']:.2f}, n={per_class[c]['support']}",
+                va="center", fontsize=8)
+    ax.set_yticks(range(len(order)), order)
+    ax.invert_yaxis()
+    # room right of 1 for the words; the axis itself is drawn from 0 to 1 only, as recall goes
+    ax.set(xlim=(0, 1.5), xticks=np.linspace(0, 1, 6), xlabel="recall (95% interval)", title=title)
+    ax.spines["bottom"].set_bounds(0, 1)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.order = order
     return fig
 
 
 def per_class_f1(per_class: dict[str, dict]) -> Figure:
-    """F1 per class as bars, with the class's support in the label."""
-    classes = list(per_class)
+    """F1 per class as bars, highest first (left), with the class's support in the label; fig.order is the classes
+    left to right."""
+    _need(len(per_class), "classes")
+    order = sorted(per_class, key=lambda c: per_class[c]["f1"], reverse=True)
     fig, ax = plt.subplots(figsize=(8, 3.5), layout="constrained")
-    ax.bar(classes, [per_class[c]["f1"] for c in classes], color=[PALETTE.get(c) for c in classes])
-    for i, c in enumerate(classes):
+    ax.bar(order, [per_class[c]["f1"] for c in order], color=BAR)
+    for i, c in enumerate(order):
         ax.text(i, per_class[c]["f1"], f"{per_class[c]['f1']:.2f}\nn={per_class[c]['support']}", ha="center",
                 va="bottom", fontsize=8)
-    ax.set(xlabel="class", ylabel="F1", ylim=(0, 1.15), title="F1 per class")
+    ax.set(xlabel="class", ylabel="F1", ylim=(0, 1.15), title="F1 per class, sorted")
+    fig.order = order
+    return fig
+
+
+def baselines(rows: dict[str, dict[str, float]]) -> Figure:
+    """Grouped horizontal bars of each method's val and test accuracy, ascending val accuracy from the top, so the
+    best method (the CNN) is the bottom group; fig.order is the methods top to bottom."""
+    splits = [s for s in ("val", "test") if any(s in r for r in rows.values())]
+    _need(len(splits), "val or test accuracy of any method")
+    order = sorted(rows, key=lambda m: rows[m].get("val", rows[m].get("test", 0.0)))
+    height = 0.8 / len(splits)
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(order) * len(splits) + 1.4), layout="constrained")
+    for k, (split, color) in enumerate(zip(splits, ("lightsteelblue", "steelblue"))):
+        ys = [y + (k - (len(splits) - 1) / 2) * height for y, m in enumerate(order) if split in rows[m]]
+        accs = [rows[m][split] for m in order if split in rows[m]]
+        ax.barh(ys, accs, height, color=color, label=split)
+        for y, acc in zip(ys, accs):
+            ax.text(acc + 0.01, y, f"{100 * acc:.1f}%", va="center", fontsize=8)
+    ax.set_yticks(range(len(order)), order)
+    ax.invert_yaxis()
+    ax.set(xlim=(0, 1), xlabel="accuracy", title="Baselines and the CNN")
+    ax.legend(loc="upper right", fontsize=8)  # the weakest method is on top: room on its right
+    fig.order = order
     return fig
 
 
 def reliability(cal: dict) -> Figure:
-    """Reliability diagram: accuracy against confidence per bin, with the expected calibration error."""
+    """Reliability diagram: accuracy against confidence per bin, with the expected calibration error, and below it
+    how many faces fall in each bin."""
     _need(sum(cal.get("count", [])), "faces in any confidence bin")
-    edges = np.asarray(cal["edges"])
+    edges, count = np.asarray(cal["edges"]), np.asarray(cal["count"])
     centers, width = (edges[:-1] + edges[1:]) / 2, edges[1] - edges[0]
-    used = np.asarray(cal["count"]) > 0
-    fig, ax = plt.subplots(figsize=(4.8, 4.5), layout="constrained")
+    used = count > 0
+    fig, (ax, hist) = plt.subplots(2, 1, figsize=(4.8, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]},
+                                   layout="constrained")
     ax.bar(centers[used], np.asarray(cal["accuracy"])[used], width * 0.95, color="tab:blue",
            label="accuracy of the faces in each confidence bin")
     ax.plot([0, 1], [0, 1], "k--", label="perfect calibration: accuracy = confidence")
     ax.plot(np.asarray(cal["confidence"])[used], np.asarray(cal["accuracy"])[used], "o", color="tab:orange",
             label="each bin at its mean confidence (right of\nthe dashed line: over-confident)")
-    ax.set(xlabel="confidence", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1),
-           title=f"Reliability (ECE = {100 * cal['ece']:.1f}%)")
+    ax.set(ylabel="accuracy", xlim=(0, 1), ylim=(0, 1), title=f"Reliability (ECE = {100 * cal['ece']:.1f}%)")
     ax.legend(loc="upper left", fontsize=8)
+    # a bin's bar above says little when it holds few faces: the counts say which bins carry the ECE
+    hist.bar(centers, count, width * 0.95, color="grey")
+    share = count / count.sum()
+    for x, n, s in zip(centers[used], count[used], share[used]):
+        if s >= 0.01:
+            hist.text(x, n, f"{100 * s:.0f}%", ha="center", va="bottom", fontsize=7)
+    hist.set(xlabel="confidence", ylabel="faces", ylim=(0, count.max() * 1.3))
+    hist.set_title("faces per confidence bin (share of all)", fontsize=9)
     return fig
 
 

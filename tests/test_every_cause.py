@@ -208,6 +208,9 @@ PLOTS = {
     "saliency": lambda: plots.saliency(EMPTY, torch.empty(0, 48, 48)),
     "emotion_timeline": lambda: plots.emotion_timeline([], CLASSES),
     "face_report": lambda: plots.face_report([], torch.empty(0, 7), CLASSES, []),
+    "per_class_recall": lambda: plots.per_class_recall({}),
+    "compare_curves": lambda: plots.compare_curves({"no augmentation": []}),
+    "baselines": lambda: plots.baselines({}),
 }
 
 

@@ -204,6 +204,10 @@ def test_metrics_on_known_predictions():
     assert m["macro_f1"] == pytest.approx((2 / 3 + 0 + 1) / 3)  # over the classes the faces have: angry, disgust, happy
     assert sorted(m["per_class"]) == ["angry", "disgust", "happy"] and len(m["confusion"]) == 7
     assert most_confused(pred) == [("disgust", "angry", 1)]
+    many = Predictions(torch.eye(7)[[0, 0, 3, 3, 3, 3, 3, 3, 3, 1]] + 0.01, torch.tensor([3, 3, 0, 3, 3, 3, 3, 3, 3, 1]),
+                       pred.classes, torch.zeros(10, 48, 48, dtype=torch.uint8))
+    assert most_confused(many, 1) == [("happy", "angry", 2)]  # by count: two of eight happy faces
+    assert most_confused(many, 1, by="rate") == [("angry", "happy", 1.0)]  # by rate: the one angry face, all of it
     cal = calibration(pred)
     assert cal["ece"] == pytest.approx(abs(0.75 - 0.94), abs=1e-6)
 
