@@ -1,12 +1,12 @@
 """Near-duplicate faces ("twins"): the same picture copied, re-encoded, re-cropped, shifted or re-lit.
 
-Two faces are twins when their blurred 16x16 thumbnails correlate above THRESHOLD after the best alignment of one
-onto the other (zoom 0.8-1.25x, shifts up to 8 pixels); a shift-proof signature (Fourier magnitudes plus a coarse
-thumbnail) first picks 16 candidates per face, so that only those are aligned. It misses copies that were mirrored,
-rotated, cropped by more than about a fifth or heavily retouched, and it can call two different pictures twins when
-they share their whole layout and differ only in thin strokes (fernb's synthetic cartoon faces do; FER-2013's photos
-rarely, see THRESHOLD). Near-blank images (pixel std below 3) are never anyone's twin: a dozen blank frames are
-alike without being the same picture.
+Two faces are twins when their blurred 16x16 thumbnails correlate at THRESHOLD or above after the best alignment of
+one onto the other (zoom 0.8-1.25x, shifts up to 8 pixels); a shift-proof signature (Fourier magnitudes plus a
+coarse thumbnail) first picks 16 candidates per face, and only those are aligned (a twin ranked lower, which is
+rare, is missed). It misses copies that were mirrored, rotated, cropped by more than about a fifth or heavily
+retouched, and it can call two different pictures twins when they share their whole layout and differ only in thin
+strokes (fernb's synthetic cartoon faces do; FER-2013's photos rarely, see THRESHOLD). Near-blank images (pixel std
+below 3) are never anyone's twin: a dozen blank frames are alike without being the same picture.
 """
 from __future__ import annotations
 
