@@ -46,20 +46,23 @@ def _face(ax, image, title: str = "", color=None) -> None:
 
 
 def class_counts(splits: dict[str, dict[str, int]], title: str = "Images per class") -> Figure:
-    """Grouped bars of images per class for each split, with each class's share of the first split."""
+    """Grouped bars of images per class for each split, every bar with its count; beside them each class's share
+    of each split, where a rare class's val and test bars are as visible as its train bar."""
     _need(len(splits) and sum(next(iter(splits.values())).values()), "images in the first split")
     classes = list(next(iter(splits.values())))
-    fig, ax = plt.subplots(figsize=(9, 4), layout="constrained")
-    width = 0.8 / len(splits)
+    fig, (ax, share) = plt.subplots(1, 2, figsize=(13, 4), layout="constrained")
+    width, x = 0.8 / len(splits), np.arange(len(classes))
     for k, (split, counts) in enumerate(splits.items()):
-        ax.bar(np.arange(len(classes)) + k * width, [counts[c] for c in classes], width, label=split)
-    first = next(iter(splits.values()))
-    total = sum(first.values())
-    for i, c in enumerate(classes):
-        ax.text(i, first[c], f"{100 * first[c] / total:.1f}%", ha="center", va="bottom", fontsize=8)
-    ax.set_xticks(np.arange(len(classes)) + 0.4 - width / 2, classes)
+        total = max(1, sum(counts.values()))
+        bars = ax.bar(x + k * width, [counts[c] for c in classes], width, label=split)
+        ax.bar_label(bars, [f"{counts[c]:,}" for c in classes], fontsize=7, rotation=90, padding=2)
+        share.bar(x + k * width, [100 * counts[c] / total for c in classes], width, label=split)
+    for a in (ax, share):
+        a.set_xticks(x + 0.4 - width / 2, classes)
+        a.legend()
     ax.set(xlabel="class", ylabel="images", title=title)
-    ax.legend()
+    ax.margins(y=0.15)  # room for the counts above the tallest bars
+    share.set(xlabel="class", ylabel="% of the split", title="Each class's share of each split")
     return fig
 
 
@@ -264,7 +267,7 @@ def per_class_f1(per_class: dict[str, dict]) -> Figure:
     return fig
 
 
-def baselines(rows: dict[str, dict[str, float]]) -> Figure:
+def baselines(rows: dict[str, dict[str, float]], title: str = "Baselines and the CNN") -> Figure:
     """Grouped horizontal bars of each method's val and test accuracy, ascending val accuracy from the top, so the
     best method (the CNN) is the bottom group; fig.order is the methods top to bottom."""
     splits = [s for s in ("val", "test") if any(s in r for r in rows.values())]
@@ -280,7 +283,7 @@ def baselines(rows: dict[str, dict[str, float]]) -> Figure:
             ax.text(acc + 0.01, y, f"{100 * acc:.1f}%", va="center", fontsize=8)
     ax.set_yticks(range(len(order)), order)
     ax.invert_yaxis()
-    ax.set(xlim=(0, 1), xlabel="accuracy", title="Baselines and the CNN")
+    ax.set(xlim=(0, 1), xlabel="accuracy", title=title)
     ax.legend(loc="upper right", fontsize=8)  # the weakest method is on top: room on its right
     fig.order = order
     return fig

@@ -33,7 +33,8 @@ def test_train_notebook_feeds_evaluate_and_gallery(tmp_path, monkeypatch):
     nb = run("03_train.ipynb", tmp_path, data="synthetic", model_name="fernet_s", epochs=2, out=str(ckpt))
     history = json.loads((ckpt / "config.json").read_text())["history"]  # -p epochs 2: the card's command, exactly
     assert [r["epoch"] for r in history] == [1, 2] and "2 epochs in" in outputs_text(nb)
-    nb = run("03_train.ipynb", tmp_path, data="synthetic", minutes=0.1, out=str(tmp_path / "budget"))
+    nb = run("03_train.ipynb", tmp_path, data="synthetic", minutes=0.1, overfit_minutes=0.2,
+             out=str(tmp_path / "budget"))
     assert (tmp_path / "budget" / "config.json").exists() and "epochs in 0.1 min" in outputs_text(nb)
     for name in ("04_evaluate.ipynb", "05_prediction_gallery.ipynb"):
         nb = run(name, tmp_path, data="synthetic", checkpoint=str(ckpt))
