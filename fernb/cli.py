@@ -124,7 +124,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     """Accuracy, macro-F1, per-class scores and confusion matrix of a checkpoint on one split."""
     model, meta = checkpoint.load_model(args.checkpoint)
-    data = load_split(meta, args.data, args.split, pool=source_pool(args))
+    # FER+ labels make a pool of their own; else load_split reads the data after checking the split can be scored
+    data = load_split(meta, args.data, args.split, pool=source_pool(args) if args.labels else None)
     if args.skip_unknown:
         data = only_classes(data, meta["classes"])
     if not len(data):
