@@ -95,16 +95,15 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn
     """Rebuild the model a checkpoint describes and load its weights; returns (model in eval mode, meta)."""
     path = Path(path).expanduser()
     meta = read_meta(path)
-    with open(path / WEIGHTS, "rb") as f:
-        head = f.read(2)
-    if head == b"PK" or head[:1] == b"\x80":  # a zip written by torch.save, or a bare pickle: never opened
+    try:
+        raw = (path / WEIGHTS).read_bytes()  # read once: the pickle check, the hash and the weights all use it
+    except PermissionError:
+        raise CheckpointError(f"{path / WEIGHTS}: not readable for you (permission denied); make it readable") from None
+    if raw[:2] == b"PK" or raw[:1] == b"\x80":  # a zip written by torch.save, or a bare pickle: never opened
         raise CheckpointError(f"{path / WEIGHTS}: a pickled PyTorch file under a safetensors name; fernb never "
                               "unpickles checkpoints: save the weights with fernb.checkpoint.save")
     try:
-        raw = (path / WEIGHTS).read_bytes()
         state = safetensors.torch.load(raw)
-    except PermissionError:
-        raise CheckpointError(f"{path / WEIGHTS}: not readable for you (permission denied); make it readable") from None
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{path / WEIGHTS}: unreadable or truncated ({str(e)[:80]}); the checkpoint is "
                               "damaged, train it again") from None

@@ -89,9 +89,8 @@ def most_confident(pred: Predictions, k: int, n: int = 6, shown: list[int] = ())
     order = torch.argsort(pred.confidence, descending=True)
     mine = order[pred.labels[order] == k]
     right, wrong = mine[pred.preds[mine] == k].tolist()[:20 * n], mine[pred.preds[mine] != k].tolist()[:20 * n]
-    kept = twins.distinct(pred.images, [*shown, *right, *wrong], len(shown) + len(right) + len(wrong))
-    fresh = [i for i in kept if i not in set(shown)]
-    return [i for i in fresh if i in set(right)][:n], [i for i in fresh if i in set(wrong)][:n]
+    kept = set(twins.distinct(pred.images, [*shown, *right, *wrong], len(shown) + len(right) + len(wrong)))
+    return [i for i in right if i in kept][:n], [i for i in wrong if i in kept][:n]  # shown ones are in neither list
 
 
 def layer_table(model: nn.Module, in_chans: int = 1):
