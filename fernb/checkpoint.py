@@ -99,7 +99,9 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn
         raw = (path / WEIGHTS).read_bytes()  # read once: the pickle check, the hash and the weights all use it
     except PermissionError:
         raise CheckpointError(f"{path / WEIGHTS}: not readable for you (permission denied); make it readable") from None
-    if raw[:2] == b"PK" or raw[:1] == b"\x80":  # a zip written by torch.save, or a bare pickle: never opened
+    # a zip written by torch.save, or a bare pickle: never opened. A safetensors file starts with its header's
+    # 8-byte length, whose first byte may be 0x80 too, then the header's "{"
+    if raw[8:9] != b"{" and (raw[:2] == b"PK" or raw[:1] == b"\x80"):
         raise CheckpointError(f"{path / WEIGHTS}: a pickled PyTorch file under a safetensors name; fernb never "
                               "unpickles checkpoints: save the weights with fernb.checkpoint.save")
     try:

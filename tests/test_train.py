@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import safetensors.torch
 import torch
 
 from fernb import checkpoint
@@ -210,6 +211,20 @@ def test_metrics_on_known_predictions():
     assert most_confused(many, 1, by="rate") == [("angry", "happy", 1.0)]  # by rate: the one angry face, all of it
     cal = calibration(pred)
     assert cal["ece"] == pytest.approx(abs(0.75 - 0.94), abs=1e-6)
+
+
+def test_a_safetensors_header_whose_length_starts_with_0x80_is_not_taken_for_a_pickle(trained, tmp_path):
+    out, _ = trained
+    model, _ = checkpoint.load(out)
+    for n in range(300):  # pad the header until its length's first byte is 0x80, as a real member's was
+        raw = safetensors.torch.save(model.state_dict(), metadata={"pad": "x" * n})
+        if raw[0] == 0x80:
+            break
+    assert raw[0] == 0x80 and raw[8:9] == b"{"
+    (tmp_path / checkpoint.WEIGHTS).write_bytes(raw)
+    (tmp_path / checkpoint.CONFIG).write_text(json.dumps({k: v for k, v in checkpoint.read_meta(out).items() if k != "weights_sha256"}))
+    again, _ = checkpoint.load(tmp_path)  # the safetensors file it is, not "a pickled PyTorch file"
+    assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), model.state_dict().values()))
 
 
 def test_packaged_model_is_the_default(monkeypatch):
