@@ -22,7 +22,7 @@ NEEDED = ("model", "classes")  # the keys of config.json that rebuilding a model
 # the type of every config.json field a command reads (the rest is a record for people)
 FIELDS = {"model": str, "classes": list, "in_chans": int, "params": int, "n_train": int, "n_val": (int, type(None)),
           "metrics": dict, "holdout": (dict, type(None)), "config": dict, "train_key": str, "history": list,
-          "weights_sha256": str, "data": str}
+          "weights_sha256": str, "data": str, "members": list}
 RUNS_DEFAULT = Path("runs/latest")  # where `fernb train` writes when no --out is given
 
 
@@ -182,6 +182,9 @@ def summary(meta: dict) -> str:
     head = meta["model"] + (f" ({meta['params']:,} parameters)" if "params" in meta else "") + \
         (f", trained on {meta['n_train']:,} faces" if "n_train" in meta else "")
     kept = meta.get("metrics", {})
+    if "members" in meta:  # scripts/package_model.py joined several runs
+        val = f" (val accuracy {kept['val_acc']:.4f})" if "val_acc" in kept else ""
+        return f"{head}, an ensemble of {len(meta['members'])} networks{val}"
     if not meta.get("n_val"):  # a final run on all of train: no hold-out, the last epoch is kept
         return f"{head} with no val hold-out, last epoch ({kept.get('epoch')}) kept"
     return f"{head}, kept epoch {kept.get('epoch')} (val accuracy {kept.get('val_acc', float('nan')):.4f})"

@@ -5,6 +5,7 @@ import torch
 
 from fernb import checkpoint
 from fernb.errors import ConfigError
+from fernb.models import Ensemble
 
 
 def init_path(init: str):
@@ -26,7 +27,7 @@ def init_model(cfg) -> str | None:
     if cfg.model not in ("auto", meta["model"]):
         raise ConfigError(f"init={cfg.init}: a {meta['model']} checkpoint, but model={cfg.model}; leave the model out "
                           "(fine-tuning keeps the checkpoint's)")
-    return meta["model"]
+    return meta["model"].split("+")[0]  # an ensemble's first member: its best network, fine-tuned alone
 
 
 def start_from(model: torch.nn.Module, init: str | None, classes) -> None:
@@ -35,6 +36,7 @@ def start_from(model: torch.nn.Module, init: str | None, classes) -> None:
     if not init:
         return
     source, meta = checkpoint.load(init_path(init))
+    source = source.members[0] if isinstance(source, Ensemble) else source  # as init_model built
     state = source.state_dict()
     if list(meta["classes"]) != list(classes):
         head = [name for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)][-1]

@@ -38,15 +38,41 @@ class FERNet(nn.Module):
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(drop), nn.Linear(c, num_classes))
 
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last block's rectified feature maps [N, C, 6, 6] (timm's name: Grad-CAM weighs these)."""
+        return self.features(x)
+
+    def forward_head(self, maps: torch.Tensor) -> torch.Tensor:
+        """Class scores (logits) from the feature maps: global average pooling, dropout, a linear layer."""
+        return self.head(maps)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
+        return self.forward_head(self.forward_features(x))
+
+
+class Ensemble(nn.Module):
+    """Trained networks that vote: forward gives the log of their mean class probabilities, so softmax of it (what
+    every caller takes) is their average, and a checkpoint of it is one weights file like any model's."""
+
+    def __init__(self, members: list[nn.Module]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = sum(m(x).float().softmax(-1) for m in self.members) / len(self.members)
+        return mean.clamp_min(1e-12).log()  # the clamp keeps log finite where every member gives a class 0
 
 
 def create_model(name: str = "fernet", num_classes: int = 7, in_chans: int = 1, pretrained: bool | str = False,
                  drop: float | None = None) -> nn.Module:
     """Build a model by name: a FERNet size, or any timm architecture (e.g. 'efficientnet_b0'); drop: head dropout.
     pretrained: True starts a timm model from its ImageNet weights (downloaded once), a path from a weights file;
-    timm folds the RGB stem into one grey channel (in_chans=1) and makes a new classifier for num_classes."""
+    timm folds the RGB stem into one grey channel (in_chans=1) and makes a new classifier for num_classes.
+    Names joined by '+' (e.g. 'fernet_l+fernet_m') build an Ensemble of them: how a packaged ensemble loads."""
+    if "+" in name:
+        if pretrained:
+            raise ModelError(f"{name}: an ensemble is built from trained runs (scripts/package_model.py), not pretrained")
+        return Ensemble([create_model(n, num_classes, in_chans, drop=drop) for n in name.split("+")])
     if name in FERNETS:
         if pretrained:
             raise ModelError(f"{name} has no pretrained weights; train it (fernb train) or use the packaged checkpoint")

@@ -80,6 +80,9 @@ class TrainConfig:
 def check_config(cfg: TrainConfig) -> None:
     """Refuse, with one line naming the option, a value of the wrong type or out of range, and options that clash."""
     check_type("model", cfg.model, str)
+    if "+" in cfg.model:
+        raise ConfigError(f"model={cfg.model}: an ensemble is not trained as one; train each member, then join the "
+                          "runs with scripts/package_model.py")
     check_number("epochs", cfg.epochs, 1, whole=True)
     check_number("minutes", cfg.minutes, 0, lo_open=True, optional=True)
     check_number("batch_size", cfg.batch_size, 1, whole=True)

@@ -1,0 +1,37 @@
+"""Val accuracy (flip TTA) of ensemble members and of every average of two or more of them (issue 28): what
+chooses the packaged predictor's members, on val only.
+
+    python benchmarks/ensemble.py --data ../shared/fer2013 fernb/weights/default benchmarks/members/fernet_m_s1
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+
+from fernb.checkpoint import load
+from fernb.evaluate import Predictor, load_split
+
+
+def main() -> None:
+    """Print each member's val accuracy, then each combination's."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default=None, help="FER-2013 folder or csv (default: $FERNB_DATA, ./data/fer2013)")
+    p.add_argument("members", nargs="+", help="checkpoint folders that share one val hold-out")
+    args = p.parse_args()
+    probs, val, first = {}, None, None
+    for path in args.members:
+        model, meta = load(path)
+        first = first or meta
+        if (meta.get("holdout"), meta.get("train_key")) != (first.get("holdout"), first.get("train_key")):
+            raise SystemExit(f"{path}: trained on other data or another val hold-out than {args.members[0]}")
+        val = val or load_split(meta, args.data, "val")  # load_split refuses a member trained on other data
+        probs[path] = Predictor(model, meta["classes"]).probs(val.images, tta=True)
+        print(f"{path}: {meta['model']}, val {(probs[path].argmax(1) == val.labels).float().mean():.2%}", flush=True)
+    for r in range(2, len(probs) + 1):
+        for group in itertools.combinations(probs, r):
+            mean = sum(probs[m] for m in group) / r
+            print(f"average of {' + '.join(group)}: val {(mean.argmax(1) == val.labels).float().mean():.2%}")
+
+
+if __name__ == "__main__":
+    main()
