@@ -102,6 +102,24 @@ def test_gradcam_points_at_the_evidence():
     assert float(cam[0, 30:, :20].max()) < 0.5
 
 
+def test_gradcam_weighs_a_fernets_rectified_feature_maps():
+    """Grad-CAM as defined: the last block's maps after BatchNorm and ReLU, not the conv's raw output."""
+    import torch.nn.functional as F
+    from fernb.augment import to_input
+    from fernb.models import create_model
+    torch.manual_seed(0)
+    model = create_model("fernet_s").eval()
+    faces = torch.randint(0, 256, (3, 48, 48), dtype=torch.uint8)
+    maps = model.features(to_input(faces))
+    logits = model.head(maps)
+    grads, = torch.autograd.grad(logits.max(1).values.sum(), maps)
+    want = F.relu((grads.mean((2, 3), keepdim=True) * maps).sum(1, keepdim=True))
+    want = F.interpolate(want, size=(48, 48), mode="bilinear", align_corners=False)[:, 0]
+    want = want / want.flatten(1).max(1).values.clamp(min=1e-8)[:, None, None]
+    assert (maps >= 0).all()  # rectified
+    assert torch.allclose(gradcam(model, faces), want.detach(), atol=1e-5)
+
+
 def test_onnx_export_matches_torch(ckpt, tmp_path, capsys):
     pytest.importorskip("onnxruntime")
     from fernb.checkpoint import load as load_ckpt
