@@ -19,10 +19,12 @@ PARAMS: dict[str, dict] = {}  # the committed outputs use each notebook's defaul
 WIDGET = "application/vnd.jupyter.widget-view+json"
 
 
-def strip_widgets(path: Path) -> None:
+def strip_widgets(path: Path, parameters: dict) -> None:
     """Remove progress-bar widget outputs, and papermill's injected-parameters cell, from an executed notebook:
-    the committed notebook keeps its parameters cell as a student should see it."""
+    the committed notebook keeps its parameters cell as a student should see it, and its metadata the parameters
+    this run was given (papermill leaves an earlier run's there when it is given none)."""
     nb = nbformat.read(path, as_version=4)
+    nb.metadata.setdefault("papermill", {})["parameters"] = parameters
     nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
     for key in ("input_path", "output_path"):  # this machine's paths mean nothing to a reader
         if key in nb.metadata.get("papermill", {}):
@@ -48,7 +50,7 @@ def main() -> None:
         print(f"running {path.name}", flush=True)
         papermill.execute_notebook(str(path), str(path), parameters=PARAMS.get(path.name, {}), cwd=str(NOTEBOOKS),
                                    progress_bar=False, kernel_name="python3")
-        strip_widgets(path)
+        strip_widgets(path, PARAMS.get(path.name, {}))
 
 
 if __name__ == "__main__":
