@@ -42,6 +42,12 @@ def claim(holds: bool, sentence: str, otherwise: str | None = None) -> str:
     return otherwise
 
 
+def points(a: float, b: float) -> float:
+    """a - b in percentage points, from the two shares as a sentence prints them (to 0.1%): the difference it states
+    is then the one a reader computes from the two numbers beside it."""
+    return round(round(100 * a, 1) - round(100 * b, 1), 1)
+
+
 def the(name: str) -> str:
     """A model's name as a sentence uses it: 'your run (runs/latest)', but 'the packaged model'."""
     return name if name.startswith("your") else f"the {name}"

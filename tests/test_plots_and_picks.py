@@ -147,6 +147,12 @@ def test_a_claim_is_the_branch_its_numbers_support():
         claim(accs["disgust"] > accs["happy"], "disgust beats happy")  # no other branch: the notebook stops
 
 
+def test_points_is_the_difference_a_reader_computes_from_the_printed_shares():
+    from fernb.notebook import points
+    assert f"{0.6124:.1%} {0.6077:.1%}" == "61.2% 60.8%" and points(0.6124, 0.6077) == 0.4  # unrounded: 0.47
+    assert points(0.6077, 0.6214) == -1.3 and points(0.5, 0.5) == 0.0  # 60.8% - 62.1%, not -1.37 rounded to -1.4
+
+
 # four classes, one without an interval (no faces to count), recall and F1 in different orders
 PER_CLASS = {"angry": dict(recall=0.50, recall_ci=[0.37, 0.63], precision=0.82, f1=0.62, support=56),
              "happy": dict(recall=0.90, recall_ci=[0.85, 0.93], precision=0.40, f1=0.55, support=200),

@@ -31,3 +31,12 @@ def test_metrics_carry_the_intervals():
     m = metrics(pred)
     assert m["accuracy_ci"] == wilson(7, 8) and m["per_class"]["angry"]["recall_ci"] == wilson(2, 2)
     assert m["per_class"]["neutral"]["recall_ci"] == wilson(0, 1)
+
+
+def test_the_interval_of_a_difference_is_newcombes():
+    from fernb.stats import difference
+    lo, hi = difference(56, 70, 48, 80)  # Newcombe (1998), table II, example (a): method 10 gives 0.0524 to 0.3339
+    assert lo == pytest.approx(0.0524, abs=1e-4) and hi == pytest.approx(0.3339, abs=1e-4)
+    assert difference(5, 0, 1, 2) is None
+    lo, hi = difference(60, 100, 60, 100)
+    assert lo < 0 < hi and lo == pytest.approx(-hi)
