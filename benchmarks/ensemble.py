@@ -8,7 +8,8 @@ from __future__ import annotations
 import argparse
 import itertools
 
-from fernb.checkpoint import load
+from fernb.checkpoint import check_members, load
+from fernb.errors import CheckpointError
 from fernb.evaluate import Predictor, load_split
 
 
@@ -18,13 +19,14 @@ def main() -> None:
     p.add_argument("--data", default=None, help="FER-2013 folder or csv (default: $FERNB_DATA, ./data/fer2013)")
     p.add_argument("members", nargs="+", help="checkpoint folders that share one val hold-out")
     args = p.parse_args()
-    probs, val, first = {}, None, None
-    for path in args.members:
-        model, meta = load(path)
-        first = first or meta
-        if (meta.get("holdout"), meta.get("train_key")) != (first.get("holdout"), first.get("train_key")):
-            raise SystemExit(f"{path}: trained on other data or another val hold-out than {args.members[0]}")
-        val = val or load_split(meta, args.data, "val")  # load_split refuses a member trained on other data
+    loaded = [load(path) for path in args.members]
+    try:
+        check_members(args.members, [meta for _, meta in loaded])
+    except CheckpointError as e:
+        raise SystemExit(str(e)) from None
+    val = load_split(loaded[0][1], args.data, "val")  # refuses data other than the members trained on
+    probs = {}
+    for path, (model, meta) in zip(args.members, loaded):
         probs[path] = Predictor(model, meta["classes"]).probs(val.images, tta=True)
         print(f"{path}: {meta['model']}, val {(probs[path].argmax(1) == val.labels).float().mean():.2%}", flush=True)
     for r in range(2, len(probs) + 1):

@@ -132,6 +132,17 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn
     return model.to(device).eval(), meta
 
 
+def check_members(paths: list, metas: list[dict]) -> None:
+    """Refuse, with one line, checkpoints that cannot be members of one ensemble: classes, normalisation, training
+    data or val hold-out other than the first's (members, and the ensemble, are chosen on one val split)."""
+    for path, meta in zip(paths[1:], metas[1:]):
+        for key in ("classes", "holdout", "normalize", "train_key"):
+            if meta.get(key) != metas[0].get(key):
+                raise CheckpointError(f"{path}: its {key} ({meta.get(key)}) differs from {paths[0]}'s "
+                                      f"({metas[0].get(key)}); the members of an ensemble share their classes, "
+                                      "normalisation, training data and val hold-out")
+
+
 def load_model(path: str | Path | None = None, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
     """(model, meta) from a checkpoint directory, or from default_checkpoint() when path is None."""
     if path or not os.environ.get("FERNB_CHECKPOINT"):

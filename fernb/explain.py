@@ -45,7 +45,7 @@ def gradcam(model: nn.Module, images: torch.Tensor, target: torch.Tensor | None 
             with torch.no_grad():
                 target = model(to_input(images.to(next(model.parameters()).device))).argmax(-1)
         return _peak_one(sum(gradcam(m, images, target) for m in model.members))
-    x = to_input(images.to(next(model.parameters()).device))
+    x = to_input(images.to(next(model.parameters()).device)).requires_grad_(True)  # a graph even with frozen weights
     maps, logits = maps_and_logits(model, x)
     target = logits.argmax(-1) if target is None else target.to(logits.device)
     grads, = torch.autograd.grad(logits.gather(1, target[:, None]).sum(), maps)

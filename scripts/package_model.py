@@ -36,18 +36,13 @@ def join(runs: list[str]) -> tuple[torch.nn.Module, dict]:
     if len(loaded) == 1:
         return loaded[0]
     metas = [meta for _, meta in loaded]
-    for run, meta in zip(runs[1:], metas[1:]):
-        for key in ("classes", "holdout", "normalize", "train_key"):
-            if meta.get(key) != metas[0].get(key):
-                refuse(f"{run}: its {key} ({meta.get(key)}) differs from {runs[0]}'s ({metas[0].get(key)}); the "
-                         "members of an ensemble share their classes, normalisation, training data and val hold-out")
-    model = Ensemble([m for m, _ in loaded])
+    checkpoint.check_members(runs, metas)  # a CheckpointError: main refuses it in one line
     shared = ("classes", "in_chans", "input_size", "normalize", "holdout", "train_key", "data", "n_train", "n_val")
-    meta = {**{k: metas[0][k] for k in shared if k in metas[0]},
-            "model": "+".join(meta["model"] for meta in metas), "params": sum(meta["params"] for meta in metas),
-            "members": [{"run": str(run), **{k: meta[k] for k in MEMBER_FIELDS if k in meta}}
-                        for run, meta in zip(runs, metas)]}
-    return model, meta
+    joined = {**{k: metas[0][k] for k in shared if k in metas[0]},
+              "model": "+".join(m["model"] for m in metas), "params": sum(m["params"] for m in metas),
+              "members": [{"run": str(run), **{k: m[k] for k in MEMBER_FIELDS if k in m}}
+                          for run, m in zip(runs, metas)]}
+    return Ensemble([model for model, _ in loaded]), joined
 
 
 def main() -> None:

@@ -118,6 +118,7 @@ def test_gradcam_weighs_a_fernets_rectified_feature_maps():
     want = want / want.flatten(1).max(1).values.clamp(min=1e-8)[:, None, None]
     assert (maps >= 0).all()  # rectified
     assert torch.allclose(gradcam(model, faces), want.detach(), atol=1e-5)
+    assert torch.allclose(gradcam(model.requires_grad_(False), faces), want.detach(), atol=1e-5)  # frozen weights
 
 
 def test_onnx_export_matches_torch(ckpt, tmp_path, capsys):
