@@ -3,6 +3,8 @@ val hold-out (val_fraction 0.1, seed 0), so that members, their weights and the 
 
     nice -n 19 python benchmarks/member.py --data ../shared/fer2013 --model fernet_m --epochs 40 --seed 1 \\
         --out runs/member_m_s1          # --resume continues a killed run
+    nice -n 19 python benchmarks/member.py --data ../shared/fer2013 --init packaged --epochs 8 --lr 2e-3 \\
+        --seed 1 --out runs/snap_s1     # a snapshot member: the packaged weights trained on, LR restarted
 """
 from __future__ import annotations
 
@@ -20,11 +22,13 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--seed", type=int, default=1, help="the member's training seed; the hold-out keeps seed 0")
     p.add_argument("--out", required=True)
+    p.add_argument("--init", default=None, help="start from this checkpoint's weights ('packaged': fernb's own)")
+    p.add_argument("--lr", type=float, default=TrainConfig.lr, help="the one-cycle schedule's peak learning rate")
     p.add_argument("--resume", action="store_true")
     args = p.parse_args()
     train, val = load_train_val(args.data, val_fraction=0.1, seed=0)
-    run = fit(train, val, TrainConfig(model=args.model, epochs=args.epochs, seed=args.seed), out=args.out,
-              resume=args.resume)
+    cfg = TrainConfig(model=args.model, epochs=args.epochs, seed=args.seed, lr=args.lr, init=args.init)
+    run = fit(train, val, cfg, out=args.out, resume=args.resume)
     print(f"{args.model} seed {args.seed}: best val {run['best_val_acc']:.4f} after {run['epochs_run']} epochs, "
           f"{run['seconds'] / 60:.0f} min; checkpoint {args.out}")
 
