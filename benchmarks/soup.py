@@ -1,10 +1,9 @@
 """Weight averaging (issue 28's "snapshot or SWA averaging"), on val only: runs fine-tuned from one checkpoint
 stay in its basin, so the mean of their weights may be one network as good as their ensemble, at one network's
 cost. Prints val accuracy (flip TTA) of each run, of their ensemble (mean of probabilities) and of the soup
-(mean of weights, BatchNorm statistics recomputed on the training faces with torch's update_bn); --out saves
-the soup as a checkpoint.
+(mean of weights, BatchNorm statistics recomputed on the training faces with torch's update_bn).
 
-    python benchmarks/soup.py --data ../shared/fer2013 fernb/weights/default runs/snap_s1 [--out runs/soup]
+    python benchmarks/soup.py --data ../shared/fer2013 fernb/weights/default runs/snap_s1
 """
 from __future__ import annotations
 
@@ -16,7 +15,6 @@ from torch.optim.swa_utils import update_bn
 
 from fernb import checkpoint
 from fernb.augment import to_input
-from fernb.data import load_train_val
 from fernb.errors import CheckpointError
 from fernb.evaluate import Predictor, load_split
 
@@ -38,7 +36,6 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=None, help="FER-2013 folder or csv (default: $FERNB_DATA, ./data/fer2013)")
     p.add_argument("runs", nargs="+", help="checkpoint folders of one architecture, fine-tuned from one checkpoint")
-    p.add_argument("--out", default=None, help="save the soup here")
     args = p.parse_args()
     loaded = [checkpoint.load(path) for path in args.runs]
     metas = [meta for _, meta in loaded]
@@ -50,8 +47,7 @@ def main() -> None:
     except CheckpointError as e:
         raise SystemExit(str(e)) from None
     val = load_split(metas[0], args.data, "val")
-    train, _ = load_train_val(args.data, val_fraction=metas[0]["holdout"]["val_fraction"],
-                              seed=metas[0]["holdout"]["seed"])
+    train = load_split(metas[0], args.data, "train")  # the faces the runs trained on, carved as they were
 
     def val_probs(model):
         return Predictor(model, metas[0]["classes"]).probs(val.images, tta=True)
@@ -64,10 +60,6 @@ def main() -> None:
     print(f"ensemble (mean of probabilities): val {acc(sum(probs))}", flush=True)
     mixed = soup([model for model, _ in loaded], train.images)
     print(f"soup (mean of weights, BatchNorm re-estimated): val {acc(val_probs(mixed))}")
-    if args.out:
-        meta = {**metas[0], "soup_of": [str(r) for r in args.runs]}
-        meta.pop("metrics", None)
-        print(f"saved {checkpoint.save(args.out, mixed, meta, dtype=torch.float16)}")
 
 
 if __name__ == "__main__":
