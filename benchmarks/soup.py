@@ -40,10 +40,7 @@ def main() -> None:
     loaded = [checkpoint.load(path) for path in args.runs]
     metas = [meta for _, meta in loaded]
     try:
-        # the packaged checkpoint predates train_key: a run without one is taken to share the others' (holdout,
-        # classes and normalisation are still compared)
-        key = next((m["train_key"] for m in metas if m.get("train_key")), None)
-        checkpoint.check_members(args.runs, [{**m, "train_key": m.get("train_key", key)} for m in metas])
+        checkpoint.check_members(args.runs, metas)
     except CheckpointError as e:
         raise SystemExit(str(e)) from None
     val = load_split(metas[0], args.data, "val")
