@@ -188,6 +188,16 @@ def checkpoints(given: str | Path | None = None, latest: str | Path = RUNS_DEFAU
     return found
 
 
+def kept_epoch(meta: dict) -> tuple[float, int] | None:
+    """The kept epoch's plain val accuracy and how many epochs it was chosen among (1: the last, nothing chosen);
+    None where no one epoch was kept on val: no hold-out, or an ensemble (each member kept its own; the ensemble's
+    val figure is with flip TTA)."""
+    kept, history = meta.get("metrics", {}), meta.get("history") or [{}]
+    if "members" in meta or not meta.get("n_val") or kept.get("val_acc") is None:
+        return None
+    return kept["val_acc"], len(history) if kept.get("epoch") != history[-1].get("epoch") else 1
+
+
 def summary(meta: dict) -> str:
     """One line on a checkpoint: its model, size, training data and which epoch it kept."""
     head = meta["model"] + (f" ({meta['params']:,} parameters)" if "params" in meta else "") + \

@@ -61,6 +61,13 @@ def test_an_ensemble_predicts_the_average_of_its_members_probabilities(members, 
     assert meta["metrics"]["val_acc"] == pytest.approx(predict(model, data["val"], tta=True).accuracy, abs=0.02)
 
 
+def test_an_ensemble_has_no_kept_epoch_to_set_against_test_but_each_run_has_its_own(members, joined):
+    runs, _ = members  # notebook 04 compares a kept epoch's plain val accuracy with test: an ensemble has none
+    assert checkpoint.kept_epoch(checkpoint.read_meta(joined)) is None
+    meta = checkpoint.read_meta(runs[0])
+    assert checkpoint.kept_epoch(meta) == (meta["metrics"]["val_acc"], 1 if meta["metrics"]["epoch"] == 2 else 2)
+
+
 def test_an_ensemble_checkpoint_works_in_every_command(joined, tmp_path, capsys):
     assert main(["evaluate", "--data", "synthetic", "--checkpoint", str(joined), "--split", "val", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
