@@ -1,5 +1,5 @@
-"""Val accuracy (flip TTA) of ensemble members and of every average of two or more of them (issue 28): what
-chooses the packaged predictor's members, on val only.
+"""Val accuracy (flip TTA) of ensemble members and of every average of two or more of them, each average set face by
+face against the first member (McNemar) (issue 28): what chooses the packaged predictor's members, on val only.
 
     python benchmarks/ensemble.py --data ../shared/fer2013 fernb/weights/default benchmarks/members/fernet_m_s1
 """
@@ -11,6 +11,7 @@ import itertools
 from fernb.checkpoint import check_members, load
 from fernb.errors import CheckpointError
 from fernb.evaluate import Predictor, load_split
+from fernb.stats import mcnemar
 
 
 def main() -> None:
@@ -29,10 +30,13 @@ def main() -> None:
     for path, (model, meta) in zip(args.members, loaded):
         probs[path] = Predictor(model, meta["classes"]).probs(val.images, tta=True)
         print(f"{path}: {meta['model']}, val {(probs[path].argmax(1) == val.labels).float().mean():.2%}", flush=True)
+    first = probs[args.members[0]].argmax(1) == val.labels
     for r in range(2, len(probs) + 1):
         for group in itertools.combinations(probs, r):
-            mean = sum(probs[m] for m in group) / r
-            print(f"average of {' + '.join(group)}: val {(mean.argmax(1) == val.labels).float().mean():.2%}")
+            right = (sum(probs[m] for m in group) / r).argmax(1) == val.labels
+            t = mcnemar(right, first)  # face by face against the first member: is the gain beyond luck?
+            print(f"average of {' + '.join(group)}: val {right.float().mean():.2%} (against the first: only the "
+                  f"average right on {t['a_only']} faces, only the first on {t['b_only']}, p = {t['p_value']:.2g})")
 
 
 if __name__ == "__main__":
