@@ -419,8 +419,9 @@ def test_a_seeded_history_is_the_one_fernb_trained_before_the_refactor():
     got = json.loads(done.stdout.strip().splitlines()[-1])
     if got["capability"] != golden["capability"]:
         pytest.skip(f"this CPU has no {golden['capability']} kernels (it runs {got['capability']})")
-    vendor = next((line.split(":")[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("vendor_id")), "unknown") if Path("/proc/cpuinfo").exists() else "unknown"
+    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    vendor = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("vendor_id")),
+                  "unknown")
     if vendor != golden["cpu_vendor"]:
         pytest.skip(f"the histories were recorded on an {golden['cpu_vendor']} CPU's AVX2 kernels; this {vendor} "
                     "CPU's round differently")
