@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import itertools
 
-from fernb.checkpoint import check_members, load
+from fernb.checkpoint import load_members
 from fernb.errors import CheckpointError
 from fernb.evaluate import Predictor, load_split
 from fernb.stats import mcnemar
@@ -20,9 +20,8 @@ def main() -> None:
     p.add_argument("--data", default=None, help="FER-2013 folder or csv (default: $FERNB_DATA, ./data/fer2013)")
     p.add_argument("members", nargs="+", help="checkpoint folders that share one val hold-out")
     args = p.parse_args()
-    loaded = [load(path) for path in args.members]
     try:
-        check_members(args.members, [meta for _, meta in loaded])
+        loaded = load_members(args.members)
     except CheckpointError as e:
         raise SystemExit(str(e)) from None
     val = load_split(loaded[0][1], args.data, "val")  # refuses data other than the members trained on

@@ -37,12 +37,11 @@ def main() -> None:
     p.add_argument("--data", default=None, help="FER-2013 folder or csv (default: $FERNB_DATA, ./data/fer2013)")
     p.add_argument("runs", nargs="+", help="checkpoint folders of one architecture, fine-tuned from one checkpoint")
     args = p.parse_args()
-    loaded = [checkpoint.load(path) for path in args.runs]
-    metas = [meta for _, meta in loaded]
     try:
-        checkpoint.check_members(args.runs, metas)
+        loaded = checkpoint.load_members(args.runs)
     except CheckpointError as e:
         raise SystemExit(str(e)) from None
+    metas = [meta for _, meta in loaded]
     val = load_split(metas[0], args.data, "val")
     train = load_split(metas[0], args.data, "train")  # the faces the runs trained on, carved as they were
 

@@ -143,6 +143,13 @@ def check_members(paths: list, metas: list[dict]) -> None:
                                       "normalisation, training data and val hold-out")
 
 
+def load_members(paths: list) -> list[tuple[torch.nn.Module, dict]]:
+    """(model, meta) of each checkpoint, refused as check_members refuses them unless they can join one ensemble."""
+    loaded = [load(path) for path in paths]
+    check_members(paths, [meta for _, meta in loaded])
+    return loaded
+
+
 def load_model(path: str | Path | None = None, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
     """(model, meta) from a checkpoint directory, or from default_checkpoint() when path is None."""
     if path or not os.environ.get("FERNB_CHECKPOINT"):

@@ -32,11 +32,10 @@ def refuse(message: str) -> None:
 
 def join(runs: list[str]) -> tuple[torch.nn.Module, dict]:
     """One model and its meta from the runs: the run itself, or an Ensemble of them with each member's record."""
-    loaded = [checkpoint.load(r) for r in runs]
+    loaded = checkpoint.load_members(runs)  # a CheckpointError: main refuses it in one line
     if len(loaded) == 1:
         return loaded[0]
     metas = [meta for _, meta in loaded]
-    checkpoint.check_members(runs, metas)  # a CheckpointError: main refuses it in one line
     shared = ("classes", "in_chans", "input_size", "normalize", "holdout", "train_key", "data", "n_train", "n_val")
     joined = {**{k: metas[0][k] for k in shared if k in metas[0]},
               "model": "+".join(m["model"] for m in metas), "params": sum(m["params"] for m in metas),

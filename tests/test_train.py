@@ -288,19 +288,45 @@ def test_same_seed_trains_the_same_weights(synth):
     assert not torch.equal(a["head.3.weight"], c["head.3.weight"])
 
 
-def test_recipe_search_variants_change_only_what_they_name():
+def bench(name: str):
+    """A script of benchmarks/ as a module."""
     import importlib.util
-    from pathlib import Path
-    path = Path(__file__).parents[1] / "benchmarks" / "recipe_search.py"
-    spec = importlib.util.spec_from_file_location("recipe_search", path)
-    search = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(search)
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_recipe_search_variants_change_only_what_they_name():
+    search = bench("recipe_search")
     for name in search.VARIANTS:  # a misspelt field would raise here
         search.config_for(name)
     cfg = search.config_for("mixup_cutmix_drop50", minutes=5)
     assert (cfg.drop, cfg.augment.mixup, cfg.augment.cutmix, cfg.minutes) == (0.5, 0.2, 1.0, 5)
     assert cfg.augment.degrees == TrainConfig().augment.degrees and cfg.lr == TrainConfig().lr
     assert search.config_for("base") == TrainConfig()
+
+
+def test_distillation_targets_blend_the_softened_teachers_with_the_label():
+    soft_targets = bench("distill").soft_targets
+    probs, labels = torch.tensor([[0.9, 0.05, 0.05], [0.2, 0.7, 0.1]]), torch.tensor([0, 2])
+    assert torch.equal(soft_targets(probs, labels, 2.0, 0.0), torch.eye(3)[[0, 2]])  # alpha 0: the labels alone
+    assert torch.allclose(soft_targets(probs, labels, 1.0, 1.0), probs)  # T 1, alpha 1: the teachers as they are
+    hot = soft_targets(probs, labels, 100.0, 1.0)
+    assert torch.allclose(hot.sum(1), torch.ones(2)) and hot.max() < 0.35  # a high temperature flattens them
+
+
+def test_a_distilled_student_learns_soft_targets_and_keeps_its_teachers_val(trained, tmp_path, monkeypatch, capsys):
+    """The student's targets are not its labels (their key differs), yet it scores on its teachers' val split."""
+    teacher = str(trained[0])
+    monkeypatch.setattr(sys, "argv", ["distill.py", "--data", "synthetic", teacher, "--model", "fernet_s",
+                                      "--epochs", "1", "--out", str(tmp_path)])
+    bench("distill").main()
+    meta, taught = checkpoint.read_meta(tmp_path), checkpoint.read_meta(teacher)
+    assert meta["train_key"] == taught["train_key"] != meta["distilled"]["targets_key"]
+    assert meta["distilled"]["teachers"] == [teacher] and meta["config"]["label_smoothing"] == 0.0
+    assert torch.equal(load_split(meta, "synthetic", "val").images, load_split(taught, "synthetic", "val").images)
+    assert "best val" in capsys.readouterr().out
 
 
 def test_a_checkpoint_carves_the_val_split_it_was_trained_with(synth, tmp_path):
