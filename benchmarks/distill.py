@@ -8,13 +8,14 @@ trains on FERData.targets, as on FER+ votes). Teachers and student share the val
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
 
 from fernb.checkpoint import load_members, update_meta
-from fernb.errors import CheckpointError
+from fernb.errors import FernbError
 from fernb.evaluate import Predictor, load_split
 from fernb.train import TrainConfig, fit
 
@@ -40,10 +41,10 @@ def main() -> None:
     args = p.parse_args()
     try:
         loaded = load_members(args.teachers)
-    except CheckpointError as e:
-        raise SystemExit(str(e)) from None
-    meta = loaded[0][1]
-    train, val = (load_split(meta, args.data, split) for split in ("train", "val"))  # refuse other data
+        train, val = (load_split(loaded[0][1], args.data, split) for split in ("train", "val"))  # not other data
+    except FernbError as e:
+        print(e, file=sys.stderr)  # one line and exit code 2, as fernb's own commands refuse bad input
+        raise SystemExit(2) from None
     probs = sum(Predictor(model, m["classes"]).probs(train.images, tta=True) for model, m in loaded) / len(loaded)
     print(f"teachers on their training faces: accuracy {(probs.argmax(1) == train.labels).float().mean():.2%}, "
           f"mean top probability {probs.max(1).values.mean():.3f}", flush=True)

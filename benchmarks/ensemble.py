@@ -6,10 +6,11 @@ face against the first member (McNemar) (issue 28): what chooses the packaged pr
 from __future__ import annotations
 
 import argparse
+import sys
 import itertools
 
 from fernb.checkpoint import load_members
-from fernb.errors import CheckpointError
+from fernb.errors import FernbError
 from fernb.evaluate import Predictor, load_split
 from fernb.stats import mcnemar
 
@@ -22,9 +23,10 @@ def main() -> None:
     args = p.parse_args()
     try:
         loaded = load_members(args.members)
-    except CheckpointError as e:
-        raise SystemExit(str(e)) from None
-    val = load_split(loaded[0][1], args.data, "val")  # refuses data other than the members trained on
+        val = load_split(loaded[0][1], args.data, "val")  # refuses data other than the members trained on
+    except FernbError as e:
+        print(e, file=sys.stderr)  # one line and exit code 2, as fernb's own commands refuse bad input
+        raise SystemExit(2) from None
     probs = {}
     for path, (model, meta) in zip(args.members, loaded):
         probs[path] = Predictor(model, meta["classes"]).probs(val.images, tta=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import sys
 
 import torch
 from torch.optim.swa_utils import update_bn
@@ -40,7 +41,8 @@ def main() -> None:
     try:
         loaded = checkpoint.load_members(args.runs)
     except CheckpointError as e:
-        raise SystemExit(str(e)) from None
+        print(e, file=sys.stderr)  # one line and exit code 2, as fernb's own commands refuse bad input
+        raise SystemExit(2) from None
     metas = [meta for _, meta in loaded]
     val = load_split(metas[0], args.data, "val")
     train = load_split(metas[0], args.data, "train")  # the faces the runs trained on, carved as they were

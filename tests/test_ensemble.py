@@ -119,3 +119,13 @@ def test_an_ensembles_grad_cam_averages_its_members_maps(members, joined):
     both = sum(gradcam(m, faces, target) for m in model.members)
     assert cam.shape == (4, 48, 48) and float(cam.max()) <= 1 + 1e-6
     assert torch.allclose(cam, both / both.flatten(1).max(1).values.clamp(min=1e-8)[:, None, None], atol=1e-5)
+
+
+def test_ensemble_benchmark_refuses_other_data_in_one_line(members, tiny_root):
+    """Members scored on data other than they trained on: one line naming the data, exit code 2, no traceback."""
+    runs, _ = members
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "ensemble.py"
+    done = subprocess.run([sys.executable, str(script), "--data", str(tiny_root), *map(str, runs)], capture_output=True,
+                          text=True)
+    assert done.returncode == 2 and "not the data this" in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
