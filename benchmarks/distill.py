@@ -8,15 +8,14 @@ trains on FERData.targets, as on FER+ votes). Teachers and student share the val
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
 
-from fernb.checkpoint import load_members, update_meta
-from fernb.errors import FernbError
-from fernb.evaluate import Predictor, load_split
+from _members import members_and_splits  # a module beside this one: benchmarks/ is on the path
+from fernb.checkpoint import update_meta
+from fernb.evaluate import Predictor
 from fernb.train import TrainConfig, fit
 
 
@@ -39,12 +38,7 @@ def main() -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--resume", action="store_true")
     args = p.parse_args()
-    try:
-        loaded = load_members(args.teachers)
-        train, val = (load_split(loaded[0][1], args.data, split) for split in ("train", "val"))  # not other data
-    except FernbError as e:
-        print(e, file=sys.stderr)  # one line and exit code 2, as fernb's own commands refuse bad input
-        raise SystemExit(2) from None
+    loaded, (train, val) = members_and_splits(args.teachers, args.data, ("train", "val"))
     probs = sum(Predictor(model, m["classes"]).probs(train.images, tta=True) for model, m in loaded) / len(loaded)
     print(f"teachers on their training faces: accuracy {(probs.argmax(1) == train.labels).float().mean():.2%}, "
           f"mean top probability {probs.max(1).values.mean():.3f}", flush=True)

@@ -6,12 +6,10 @@ face against the first member (McNemar) (issue 28): what chooses the packaged pr
 from __future__ import annotations
 
 import argparse
-import sys
 import itertools
 
-from fernb.checkpoint import load_members
-from fernb.errors import FernbError
-from fernb.evaluate import Predictor, load_split
+from _members import members_and_splits  # a module beside this one: benchmarks/ is on the path
+from fernb.evaluate import Predictor
 from fernb.stats import mcnemar
 
 
@@ -21,12 +19,7 @@ def main() -> None:
     p.add_argument("--data", default=None, help="FER-2013 folder or csv (default: $FERNB_DATA, ./data/fer2013)")
     p.add_argument("members", nargs="+", help="checkpoint folders that share one val hold-out")
     args = p.parse_args()
-    try:
-        loaded = load_members(args.members)
-        val = load_split(loaded[0][1], args.data, "val")  # refuses data other than the members trained on
-    except FernbError as e:
-        print(e, file=sys.stderr)  # one line and exit code 2, as fernb's own commands refuse bad input
-        raise SystemExit(2) from None
+    loaded, (val,) = members_and_splits(args.members, args.data, ("val",))
     probs = {}
     for path, (model, meta) in zip(args.members, loaded):
         probs[path] = Predictor(model, meta["classes"]).probs(val.images, tta=True)

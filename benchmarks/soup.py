@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import argparse
 import copy
-import sys
 
 import torch
 from torch.optim.swa_utils import update_bn
 
-from fernb import checkpoint
+from _members import members_and_splits  # a module beside this one: benchmarks/ is on the path
 from fernb.augment import to_input
-from fernb.errors import CheckpointError
-from fernb.evaluate import Predictor, load_split
+from fernb.evaluate import Predictor
 
 
 def soup(models: list[torch.nn.Module], train_images: torch.Tensor) -> torch.nn.Module:
@@ -38,17 +36,10 @@ def main() -> None:
     p.add_argument("--data", default=None, help="FER-2013 folder or csv (default: $FERNB_DATA, ./data/fer2013)")
     p.add_argument("runs", nargs="+", help="checkpoint folders of one architecture, fine-tuned from one checkpoint")
     args = p.parse_args()
-    try:
-        loaded = checkpoint.load_members(args.runs)
-    except CheckpointError as e:
-        print(e, file=sys.stderr)  # one line and exit code 2, as fernb's own commands refuse bad input
-        raise SystemExit(2) from None
-    metas = [meta for _, meta in loaded]
-    val = load_split(metas[0], args.data, "val")
-    train = load_split(metas[0], args.data, "train")  # the faces the runs trained on, carved as they were
+    loaded, (val, train) = members_and_splits(args.runs, args.data, ("val", "train"))  # train: what the runs saw
 
     def val_probs(model):
-        return Predictor(model, metas[0]["classes"]).probs(val.images, tta=True)
+        return Predictor(model, loaded[0][1]["classes"]).probs(val.images, tta=True)
 
     def acc(probs):
         return f"{(probs.argmax(1) == val.labels).float().mean():.2%}"

@@ -289,9 +289,12 @@ def test_same_seed_trains_the_same_weights(synth):
 
 
 def bench(name: str):
-    """A script of benchmarks/ as a module."""
+    """A script of benchmarks/ as a module (on the path, as when run, for the modules beside it it imports)."""
     import importlib.util
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "benchmarks" / f"{name}.py")
+    folder = str(Path(__file__).parents[1] / "benchmarks")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    spec = importlib.util.spec_from_file_location(name, Path(folder) / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
